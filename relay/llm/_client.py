@@ -1,0 +1,204 @@
+"""Azure OpenAI chat completions, streamed, as `TextDelta`s and one `StreamEnd`.
+
+api_version "v1" (default) talks to `{endpoint}/openai/v1/` through `AsyncOpenAI` with the
+deployment name as model; a dated api_version uses `AsyncAzureOpenAI` and the
+`/openai/deployments/{deployment}/...?api-version=` path. Authentication is an API key or a
+Microsoft Entra ID bearer token provider. The SDK's own retries are off: the orchestrator owns
+retries, and needs each failure typed (see `_errors.map_llm_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+from openai import AsyncAzureOpenAI, AsyncOpenAI
+
+from ..errors import LLMContentFiltered, LLMUnavailable
+from ._errors import FOREIGN_ERRORS, map_llm_error
+from ._events import StreamEnd, StreamEvent, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["COGNITIVE_SCOPE", "LLMClient"]
+
+COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
+_DATED = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?\Z")
+# Keys the caller may not set: they would change the wire protocol this module parses.
+_RESERVED = frozenset({"model", "stream", "stream_options", "n"})
+_PING_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, *FOREIGN_ERRORS)
+
+
+class LLMClient:
+    """One Azure OpenAI deployment; `stream(request)` yields the answer as it is generated."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        deployment: str,
+        api_version: str = "v1",
+        api_key: str | None = None,
+        credential: Any = None,
+        *,
+        client_id: str | None = None,
+        timeout_s: float = 60.0,
+        stall_timeout_s: float = 30.0,
+        max_retries: int = 0,
+        ping_timeout_s: float = 5.0,
+    ) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("Azure OpenAI endpoint must be an http(s) URL")
+        if not deployment:
+            raise ValueError("Azure OpenAI deployment name is empty")
+        if api_version != "v1" and not _DATED.match(api_version):
+            raise ValueError("api_version must be 'v1' or a date such as 2024-10-21")
+        if timeout_s <= 0 or stall_timeout_s <= 0 or max_retries < 0:
+            raise ValueError("timeouts must be positive and max_retries not negative")
+        self.endpoint = endpoint.rstrip("/")
+        self.deployment = deployment
+        self.api_version = api_version
+        self._api_key = api_key
+        self._stall_timeout_s = stall_timeout_s
+        self._ping_timeout_s = ping_timeout_s
+        self._owned_credential: Any = None
+        self._token_provider: Callable[[], Awaitable[str]] | None = None
+        if api_key is None:
+            from azure.identity.aio import (
+                DefaultAzureCredential,
+                ManagedIdentityCredential,
+                get_bearer_token_provider,
+            )
+
+            if credential is None:
+                credential = (
+                    ManagedIdentityCredential(client_id=client_id)
+                    if client_id
+                    else DefaultAzureCredential()
+                )
+                self._owned_credential = credential
+            self._token_provider = get_bearer_token_provider(credential, COGNITIVE_SCOPE)
+        self._client: AsyncOpenAI
+        if api_version == "v1":
+            self._client = AsyncOpenAI(
+                base_url=f"{self.endpoint}/openai/v1/",
+                api_key=api_key if api_key is not None else self._token_provider,
+                timeout=timeout_s,
+                max_retries=max_retries,
+            )
+        elif api_key is not None:
+            self._client = AsyncAzureOpenAI(
+                azure_endpoint=self.endpoint,
+                azure_deployment=deployment,
+                api_version=api_version,
+                api_key=api_key,
+                timeout=timeout_s,
+                max_retries=max_retries,
+            )
+        else:
+            self._client = AsyncAzureOpenAI(
+                azure_endpoint=self.endpoint,
+                azure_deployment=deployment,
+                api_version=api_version,
+                azure_ad_token_provider=self._token_provider,
+                timeout=timeout_s,
+                max_retries=max_retries,
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> LLMClient:
+        return cls(
+            settings.openai_endpoint,
+            settings.openai_deployment,
+            settings.openai_api_version,
+            settings.openai_api_key,
+            client_id=settings.azure_client_id,
+            **kwargs,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+        if self._owned_credential is not None:
+            await self._owned_credential.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def stream(self, request: Mapping[str, Any]) -> AsyncIterator[StreamEvent]:
+        """Stream one chat completion. `request` holds messages, max_tokens or
+        max_completion_tokens, temperature (relay.jobs.build_chat_request).
+
+        Raises LLMContentFiltered after yielding the text before a content-filter stop;
+        LLMUnavailable when the stream stalls for `stall_timeout_s` or ends with no finish.
+        """
+        reserved = _RESERVED & set(request)
+        if reserved:
+            raise ValueError(f"request may not set {', '.join(sorted(reserved))}")
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=self.deployment,
+                stream=True,
+                stream_options={"include_usage": True},
+                **request,
+            )
+        except FOREIGN_ERRORS as exc:
+            raise map_llm_error(exc) from exc
+        finish: str | None = None
+        usage: Usage | None = None
+        iterator = chunks.__aiter__()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._stall_timeout_s):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except FOREIGN_ERRORS as exc:
+                    if finish is not None:
+                        break  # the answer is complete; only the usage chunk was lost
+                    raise map_llm_error(exc) from exc
+                if chunk.usage is not None:
+                    u = chunk.usage
+                    usage = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)
+                # Chunks with no choices are normal: prompt_filter_results first, usage last.
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    text = choice.delta.content if choice.delta is not None else None
+                    if text:
+                        yield TextDelta(text)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                        if finish == "content_filter":
+                            raise LLMContentFiltered("the answer was stopped by the content filter")
+        finally:
+            await chunks.close()
+        if finish is None:
+            raise LLMUnavailable("the Azure OpenAI stream ended before the answer finished")
+        yield StreamEnd(finish, usage)
+
+    async def ping(self) -> bool:
+        """Readiness: an authenticated `GET {endpoint}/openai/v1/models` answers 200.
+
+        The v1 models list is cheap, needs the same credentials as a completion and exists on
+        every resource whatever api_version the app streams with. Never raises.
+        """
+        try:
+            if self._api_key is not None:
+                headers = {"api-key": self._api_key}
+            else:
+                assert self._token_provider is not None
+                headers = {"Authorization": f"Bearer {await self._token_provider()}"}
+            async with httpx.AsyncClient(timeout=self._ping_timeout_s) as http:
+                response = await http.get(f"{self.endpoint}/openai/v1/models", headers=headers)
+        except _PING_ERRORS:
+            return False
+        return response.status_code == 200
