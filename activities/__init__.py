@@ -1,0 +1,5 @@
+"""Activities: validate the input, call the core, raise typed errors."""
+
+from .stream import bp
+
+__all__ = ["bp"]

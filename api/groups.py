@@ -1,0 +1,178 @@
+"""Groups and connection claims over HTTP (see relay.groups for the model).
+
+A group's details are visible to its members only; to anyone else it answers 404,
+like a group that does not exist.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from relay.groups import Forbidden, InviteInvalid
+from relay.identity import Caller, valid_user_id
+from relay.jobs import validate_connection_id, validate_group_name
+from relay.services import Services
+
+from ._http import ApiError, endpoint, json_response, read_json
+
+__all__ = ["bp"]
+
+bp = df.Blueprint()
+_ANON = func.AuthLevel.ANONYMOUS
+_INVITE_TTL_DEFAULT_S = 24 * 3600
+_INVITE_TTL_MAX_S = 7 * 24 * 3600
+
+
+def _group(req: func.HttpRequest) -> str:
+    return validate_group_name(req.route_params.get("group", ""), field="group")
+
+
+def _optional_json(req: func.HttpRequest) -> dict[str, object]:
+    if not (req.get_body() or b"").strip():
+        return {}
+    body = read_json(req)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "expected a JSON object", field="body")
+    return body
+
+
+async def _require_member(services: Services, group: str, user: str) -> None:
+    if not await services.groups.is_member(group, user):
+        raise ApiError(404, "not_found", "no such group")
+
+
+async def _require_owner(services: Services, group: str, user: str) -> None:
+    owner = await services.groups.owner_of(group)
+    if owner is None or not await services.groups.is_member(group, user):
+        raise ApiError(404, "not_found", "no such group")
+    if owner != user:
+        raise ApiError(403, "not_owner", "only the group's owner can do this")
+
+
+@bp.route(route="api/groups", methods=["GET"], auth_level=_ANON)
+@endpoint
+async def list_groups(
+    req: func.HttpRequest, caller: Caller, services: Services
+) -> func.HttpResponse:
+    names = await services.groups.groups_of(caller.user_id)
+    out = []
+    for name in names:
+        out.append({"group": name, "owner": await services.groups.owner_of(name)})
+    return json_response({"groups": out})
+
+
+@bp.route(route="api/groups/{group}", methods=["GET"], auth_level=_ANON)
+@endpoint
+async def get_group(req: func.HttpRequest, caller: Caller, services: Services) -> func.HttpResponse:
+    group = _group(req)
+    await _require_member(services, group, caller.user_id)
+    return json_response({
+        "group": group,
+        "owner": await services.groups.owner_of(group),
+        "members": await services.groups.members(group),
+    })  # fmt: skip
+
+
+@bp.route(route="api/groups/{group}", methods=["DELETE"], auth_level=_ANON)
+@endpoint
+async def delete_group(
+    req: func.HttpRequest, caller: Caller, services: Services
+) -> func.HttpResponse:
+    group = _group(req)
+    await _require_owner(services, group, caller.user_id)
+    await services.groups.delete_group(group)
+    return json_response({"group": group, "deleted": True})
+
+
+@bp.route(route="api/groups/{group}/invites", methods=["POST"], auth_level=_ANON)
+@endpoint
+async def create_invite(
+    req: func.HttpRequest, caller: Caller, services: Services
+) -> func.HttpResponse:
+    group = _group(req)
+    body = _optional_json(req)
+    unknown = set(body) - {"ttlSeconds", "singleUse"}
+    if unknown:
+        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
+    ttl = body.get("ttlSeconds", _INVITE_TTL_DEFAULT_S)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= _INVITE_TTL_MAX_S:
+        raise ApiError(400, "invalid_request", f"an integer from 60 to {_INVITE_TTL_MAX_S}",
+                       field="ttlSeconds")  # fmt: skip
+    single = body.get("singleUse", False)
+    if not isinstance(single, bool):
+        raise ApiError(400, "invalid_request", "true or false", field="singleUse")
+    await _require_owner(services, group, caller.user_id)
+    token = await services.groups.create_invite(group, ttl, single)
+    return json_response({"invite": token, "group": group, "expiresInSeconds": ttl,
+                          "singleUse": single}, 201)  # fmt: skip
+
+
+@bp.route(route="api/groups/{group}/members/{userId}", methods=["PUT"], auth_level=_ANON)
+@endpoint
+async def join_group(
+    req: func.HttpRequest, caller: Caller, services: Services
+) -> func.HttpResponse:
+    group = _group(req)
+    if req.route_params.get("userId") != "me":
+        raise ApiError(403, "forbidden", "you can only add yourself (members/me)")
+    body = _optional_json(req)
+    unknown = set(body) - {"invite"}
+    if unknown:
+        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
+    invite = body.get("invite")
+    if invite is not None and (not isinstance(invite, str) or not 0 < len(invite) <= 1024):
+        raise ApiError(400, "invalid_request", "an invite token string", field="invite")
+    try:
+        outcome = await services.groups.join(group, caller.user_id, invite)
+    except Forbidden as exc:
+        raise ApiError(403, "invite_required", exc.message) from exc
+    except InviteInvalid as exc:
+        raise ApiError(403, "invalid_invite", exc.message, field="invite") from exc
+    status = 201 if outcome == "created" else 200
+    return json_response({"group": group, "userId": caller.user_id, "result": outcome}, status)
+
+
+@bp.route(route="api/groups/{group}/members/{userId}", methods=["DELETE"], auth_level=_ANON)
+@endpoint
+async def remove_member(
+    req: func.HttpRequest, caller: Caller, services: Services
+) -> func.HttpResponse:
+    group = _group(req)
+    who = req.route_params.get("userId", "")
+    if who == "me":
+        await _require_member(services, group, caller.user_id)
+        await services.groups.leave(group, caller.user_id)
+        return json_response({"group": group, "userId": caller.user_id, "removed": True})
+    if not valid_user_id(who):
+        raise ApiError(400, "invalid_request", "not a user id", field="userId")
+    await _require_owner(services, group, caller.user_id)
+    if who == caller.user_id:
+        raise ApiError(409, "owner_cannot_leave", "delete the group instead")
+    if not await services.groups.is_member(group, who):
+        raise ApiError(404, "not_found", "no such member")
+    await services.groups.leave(group, who)
+    return json_response({"group": group, "userId": who, "removed": True})
+
+
+@bp.route(route="api/connections/{connectionId}/claim", methods=["POST"], auth_level=_ANON)
+@endpoint
+async def claim_connection(
+    req: func.HttpRequest, caller: Caller, services: Services
+) -> func.HttpResponse:
+    cid = validate_connection_id(req.route_params.get("connectionId", ""), field="connectionId")
+    body = _optional_json(req)
+    unknown = set(body) - {"nonce"}
+    if unknown:
+        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
+    nonce = body.get("nonce")
+    if nonce is None:
+        if not await services.signalr.connection_exists(cid):
+            raise ApiError(404, "not_found", "no such connection")
+        await services.groups.start_claim(cid, caller.user_id)
+        return json_response({"connectionId": cid, "status": "nonce_sent"}, 202)
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= 200:
+        raise ApiError(400, "invalid_request", "the nonce string you received", field="nonce")
+    if not await services.groups.finish_claim(cid, caller.user_id, nonce):
+        raise ApiError(403, "claim_failed", "wrong, expired or someone else's nonce")
+    return json_response({"connectionId": cid, "status": "bound"})

@@ -1,0 +1,94 @@
+"""Queue intake: start one orchestration per job, at most once, whatever the queue does.
+
+Queue messages arrive at least once. The job record decides: only a `queued` job moves
+to `starting` (ETag-guarded) and gets an orchestration with instance id = job id. A
+`starting` job (a retry after a crash between the two steps) is started only when no
+orchestration exists; anything else is a duplicate and succeeds without effect. This
+matters because the Durable extension *restarts* a finished instance whose id is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+from relay.streaming import finalize_job
+
+from relay.errors import InvalidTransition, JobNotFound, ValidationError
+from relay.intake import decode_message
+from relay.services import get_services
+
+__all__ = ["ORCHESTRATOR", "bp", "start_orchestration"]
+
+bp = df.Blueprint()
+log = logging.getLogger("relay.intake")
+ORCHESTRATOR = "job_orchestrator"
+_LIVE = {"Pending", "Running", "ContinuedAsNew"}
+
+
+async def start_orchestration(client: Any, job_id: str, spec: dict[str, Any]) -> bool:
+    """Start the job's orchestration unless one is live. True if started."""
+    status = await client.get_status(job_id)
+    runtime = getattr(getattr(status, "runtime_status", None), "value", None)
+    if runtime in _LIVE:
+        return False
+    await client.start_new(ORCHESTRATOR, job_id, spec)
+    return True
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="AzureWebJobsStorage")
+@bp.durable_client_input(client_name="client")
+async def intake(msg: func.QueueMessage, client: Any) -> None:
+    services = await get_services()
+    try:
+        job = decode_message(msg.get_body())
+    except ValidationError:
+        log.warning("dropped a malformed jobs message", extra={"messageId": msg.id})
+        return
+    extra = {"jobId": job.job_id, "dequeueCount": msg.dequeue_count}
+    try:
+        record = await services.store.get_job(job.job_id)
+    except JobNotFound:
+        log.warning("jobs message for an unknown job", extra=extra)
+        return
+    if record.status == "queued":
+        try:
+            await services.store.transition(job.job_id, "starting", etag=record.etag)
+        except InvalidTransition:
+            log.info("job moved on meanwhile; nothing to start", extra=extra)
+            return
+    elif record.status != "starting":
+        log.info("duplicate jobs message ignored (job is %s)", record.status, extra=extra)
+        return
+    spec = {
+        "jobId": job.job_id,
+        "maxAttempts": services.settings.job_max_attempts,
+        "timeoutS": services.settings.job_timeout_seconds,
+    }
+    started = await start_orchestration(client, job.job_id, spec)
+    log.info("orchestration %s", "started" if started else "already live", extra=extra)
+
+
+@bp.queue_trigger(
+    arg_name="msg", queue_name="%JOBS_QUEUE%-poison", connection="AzureWebJobsStorage"
+)
+async def intake_poison(msg: func.QueueMessage) -> None:
+    """A jobs message that failed every try: fail its job if it never got going."""
+    services = await get_services()
+    try:
+        job = decode_message(msg.get_body())
+    except ValidationError:
+        log.warning("dropped a malformed poison message", extra={"messageId": msg.id})
+        return
+    try:
+        record = await services.store.get_job(job.job_id)
+    except JobNotFound:
+        return
+    if record.status in ("queued", "starting"):
+        error = {"code": "not_started", "message": "the job could not be started; try again"}
+        await finalize_job(job.job_id, "failed", error, store=services.store,
+                           sender=services.sender)  # fmt: skip
+        await services.admission.release(record.owner, record.job_id)
+        log.warning("job failed from the poison queue", extra={"jobId": job.job_id})

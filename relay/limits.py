@@ -1,0 +1,188 @@
+"""Admission control and idempotency keys, held in Table storage.
+
+Limits must hold when Azure runs several instances of the app, so they live in storage,
+not in memory. Admission is *reserve, then count*: a job first writes its own rows (one in
+the owner's active set, one in the global active set, one in the owner's rate window),
+then counts the rows. If a count is over its limit the job removes its rows and is
+refused. Two racing jobs may both be refused, but never both admitted past a limit.
+
+Active rows carry an expiry (the job timeout plus slack): a job whose release was lost
+(a crashed instance) stops counting by itself, and the sweeper deletes its rows.
+
+Table `{prefix}limits`:
+    PK "active"          RK job id        global concurrency
+    PK "active|{owner}"  RK job id        per-user concurrency
+    PK "rate|{owner}"    RK ms|job id     per-user submissions in the last minute
+Table `{prefix}idem`:
+    PK owner             RK sha256(key)   -> job id
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from .errors import RelayError
+
+__all__ = ["Admission", "IdempotencyKeys", "LimitExceeded", "LimitsConfig"]
+
+_RATE_WINDOW_S = 60.0
+
+
+class LimitExceeded(RelayError):
+    """Refused by a limit; the HTTP layer answers 429 with Retry-After."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    user_max_concurrent: int
+    user_per_minute: int
+    global_max_concurrent: int
+    active_ttl_s: float  # job timeout plus slack: after this an unreleased row stops counting
+
+
+def _ms(t: float) -> str:
+    return f"{int(t * 1000):015d}"
+
+
+class Admission:
+    def __init__(self, service: TableServiceClient, prefix: str, config: LimitsConfig) -> None:
+        self._table: TableClient = service.get_table_client(f"{prefix}limits")
+        self._config = config
+
+    async def ensure(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._table.create_table()
+
+    async def _count(self, pk: str, *, rk_from: str | None = None, live_after: float) -> int:
+        flt = "PartitionKey eq @pk and expiresAt gt @now"
+        params: dict[str, object] = {"pk": pk, "now": _ms(live_after)}
+        if rk_from is not None:
+            flt += " and RowKey ge @rk"
+            params["rk"] = rk_from
+        n = 0
+        async for _ in self._table.query_entities(flt, parameters=params, select=["RowKey"]):
+            n += 1
+        return n
+
+    async def reserve(self, owner: str, job_id: str, now: float | None = None) -> None:
+        """Admit a job or raise LimitExceeded (leaving no rows behind)."""
+        now = time.time() if now is None else now
+        expires = _ms(now + self._config.active_ttl_s)
+        rows = [
+            {"PartitionKey": "active", "RowKey": job_id, "owner": owner},
+            {"PartitionKey": f"active|{owner}", "RowKey": job_id},
+            {"PartitionKey": f"rate|{owner}", "RowKey": f"{_ms(now)}|{job_id}"},
+        ]
+        rate_expires = _ms(now + _RATE_WINDOW_S)
+        for row in rows:
+            row["expiresAt"] = rate_expires if row["PartitionKey"].startswith("rate|") else expires
+            row["createdAt"] = _ms(now)
+            await self._table.upsert_entity(row)
+        refusal: LimitExceeded | None = None
+        if await self._count("active", live_after=now) > self._config.global_max_concurrent:
+            refusal = LimitExceeded("the service is at capacity; try again shortly", 5.0)
+        elif (
+            await self._count(f"active|{owner}", live_after=now) > self._config.user_max_concurrent
+        ):
+            refusal = LimitExceeded(
+                f"at most {self._config.user_max_concurrent} jobs may run at once", 5.0
+            )
+        elif (
+            await self._count(f"rate|{owner}", rk_from=_ms(now - _RATE_WINDOW_S), live_after=now)
+            > self._config.user_per_minute
+        ):
+            refusal = LimitExceeded(
+                f"at most {self._config.user_per_minute} jobs per minute", _RATE_WINDOW_S
+            )
+        if refusal is not None:
+            for row in rows:
+                await self._delete(str(row["PartitionKey"]), str(row["RowKey"]))
+            raise refusal
+
+    async def release(self, owner: str, job_id: str) -> None:
+        """The job is finished: it no longer counts against concurrency (idempotent)."""
+        await self._delete("active", job_id)
+        await self._delete(f"active|{owner}", job_id)
+
+    async def place_in_line(self, job_id: str, created_ms: str) -> int:
+        """1-based position among admitted jobs created earlier (approximate)."""
+        ahead = 0
+        flt = "PartitionKey eq 'active' and createdAt lt @created"
+        async for _ in self._table.query_entities(
+            flt, parameters={"created": created_ms}, select=["RowKey"]
+        ):
+            ahead += 1
+        return ahead + 1
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Delete expired rows; returns how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        async for row in self._table.query_entities(
+            "expiresAt le @now", parameters={"now": _ms(now)}, select=["PartitionKey", "RowKey"]
+        ):
+            await self._delete(row["PartitionKey"], row["RowKey"])
+            removed += 1
+        return removed
+
+    async def _delete(self, pk: str, rk: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            await self._table.delete_entity(pk, rk)
+
+
+class IdempotencyKeys:
+    """Idempotency-Key header -> job id, per user, first writer wins."""
+
+    def __init__(self, service: TableServiceClient, prefix: str) -> None:
+        self._table: TableClient = service.get_table_client(f"{prefix}idem")
+
+    async def ensure(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._table.create_table()
+
+    @staticmethod
+    def _rk(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    async def claim(self, owner: str, key: str, job_id: str) -> str:
+        """Bind key to job_id; if the key is already bound, return the earlier job id."""
+        entity = {
+            "PartitionKey": owner,
+            "RowKey": self._rk(key),
+            "jobId": job_id,
+            "createdAt": _ms(time.time()),
+        }
+        try:
+            await self._table.create_entity(entity)
+            return job_id
+        except ResourceExistsError:
+            existing = await self._table.get_entity(owner, self._rk(key))
+            return str(existing["jobId"])
+
+    async def forget(self, owner: str, key: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            await self._table.delete_entity(owner, self._rk(key))
+
+    async def purge_older_than(self, cutoff: float) -> int:
+        removed = 0
+        async for row in self._table.query_entities(
+            "createdAt lt @cut", parameters={"cut": _ms(cutoff)}, select=["PartitionKey", "RowKey"]
+        ):
+            try:
+                await self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+                removed += 1
+            except ResourceNotFoundError:
+                pass
+        return removed

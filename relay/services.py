@@ -1,0 +1,174 @@
+"""The composition root of the core: one set of clients per process, built from settings.
+
+Triggers call `await get_services()`; everything is built once (settings parsed once,
+one pooled HTTP client per service, one table client) and tables and the queue are
+created on first use. Nothing here imports azure.functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .groups import Groups, signalr_group_name
+from .intake import JobQueue
+from .jobs import Limits, Target
+from .limits import Admission, IdempotencyKeys, LimitsConfig
+from .llm import LLMClient
+from .settings import Settings, load_settings
+from .signalr import SignalRClient
+from .storage import StorageClients
+from .store import JobRecord, JobStore
+from .streaming import StreamConfig
+
+__all__ = ["Services", "TargetSender", "get_services", "reset_services"]
+
+# Slack over the job timeout before an unreleased admission row stops counting.
+_ADMISSION_SLACK_S = 120
+
+
+class TargetSender:
+    """Sends to a job's target, mapping app-level names to SignalR names.
+
+    Group names are validated user input; the SignalR group name is built here, by the
+    server, so no input can address another namespace.
+    """
+
+    def __init__(self, signalr: SignalRClient) -> None:
+        self._signalr = signalr
+
+    async def send(self, target: Target, name: str, arguments: Sequence[Any]) -> None:
+        if target.kind == "group":
+            await self._signalr.send_to_group(signalr_group_name(target.id), name, arguments)
+        elif target.kind == "connection":
+            await self._signalr.send_to_connection(target.id, name, arguments)
+        else:
+            await self._signalr.send_to_user(target.id, name, arguments)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    storage: StorageClients
+    store: JobStore
+    queue: JobQueue
+    admission: Admission
+    idempotency: IdempotencyKeys
+    groups: Groups
+    signalr: SignalRClient
+    llm: LLMClient
+    sender: TargetSender
+    job_limits: Limits
+    stream_config: StreamConfig
+    _owners: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        storage = StorageClients(settings.storage)
+        tables = storage.tables
+        signalr = SignalRClient(settings.signalr_connection_string, settings.signalr_hub)
+        return cls(
+            settings=settings,
+            storage=storage,
+            store=JobStore(tables, settings.table_prefix),
+            queue=JobQueue(storage.queue(settings.jobs_queue)),
+            admission=Admission(
+                tables,
+                settings.table_prefix,
+                LimitsConfig(
+                    user_max_concurrent=settings.user_max_concurrent_jobs,
+                    user_per_minute=settings.user_jobs_per_minute,
+                    global_max_concurrent=settings.global_max_concurrent_jobs,
+                    active_ttl_s=settings.job_timeout_seconds + _ADMISSION_SLACK_S,
+                ),
+            ),
+            idempotency=IdempotencyKeys(tables, settings.table_prefix),
+            groups=Groups(tables, settings.table_prefix, signalr),
+            signalr=signalr,
+            llm=LLMClient.from_settings(settings),
+            sender=TargetSender(signalr),
+            job_limits=Limits.from_settings(settings),
+            stream_config=StreamConfig(
+                window_s=settings.batch_window_s,
+                max_bytes=settings.batch_max_bytes,
+                profile=settings.model_profile,
+                default_max_tokens=min(1024, settings.max_tokens_limit),
+            ),
+        )
+
+    async def ensure(self) -> None:
+        await self.store.ensure_tables()
+        await self.queue.ensure()
+        await self.admission.ensure()
+        await self.idempotency.ensure()
+        await self.groups.ensure()
+
+    async def aclose(self) -> None:
+        await self.signalr.aclose()
+        await self.llm.aclose()
+        await self.store.aclose()
+        await self.storage.aclose()
+
+    # --- who may do what -----------------------------------------------------------
+
+    async def can_read(self, user_id: str, record: JobRecord) -> bool:
+        """Owner always; a group job also every member of the group at the time of reading."""
+        if record.owner == user_id:
+            return True
+        if record.target.kind == "group":
+            return await self.groups.is_member(record.target.id, user_id)
+        return False
+
+    async def can_cancel(self, user_id: str, record: JobRecord) -> bool:
+        if record.owner == user_id:
+            return True
+        if record.target.kind == "group":
+            return await self.groups.owner_of(record.target.id) == user_id
+        return False
+
+    async def is_group_member(self, group: str, user_id: str) -> bool:
+        return await self.groups.is_member(group, user_id)
+
+    async def connection_is_bound(self, connection_id: str, user_id: str) -> bool:
+        return await self.groups.connection_owner(connection_id) == user_id
+
+    async def sync_memberships(self, user_id: str) -> None:
+        await self.groups.sync_user(user_id)
+
+    async def release(self, job_id: str) -> None:
+        """The job ended: free its admission rows."""
+        record = await self.store.get_job(job_id)
+        await self.admission.release(record.owner, job_id)
+
+
+_services: Services | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_services() -> Services:
+    """The process's services, built and ensured once (per event loop)."""
+    global _services, _loop
+    loop = asyncio.get_running_loop()
+    if _services is not None and _loop is loop:
+        return _services
+    lock = _locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        if _services is None or _loop is not loop:
+            services = Services.build(load_settings())
+            await services.ensure()
+            _services, _loop = services, loop
+    return _services
+
+
+async def reset_services() -> None:
+    """Close and forget the process's services (tests, settings changes)."""
+    global _services, _loop
+    if _services is not None:
+        await _services.aclose()
+    _services, _loop = None, None
