@@ -7,7 +7,8 @@ Two forms are accepted, like the Functions host's own `AzureWebJobsStorage`:
   identity, otherwise `DefaultAzureCredential`.
 
 Async credentials hold their own HTTP session: whoever builds one closes it. `StorageClients`
-owns the credential it made and closes it in `aclose()`.
+owns the credential and the shared table service client it made, and closes both in
+`aclose()`; queue clients it hands out belong to the caller.
 """
 
 from __future__ import annotations
@@ -68,19 +69,27 @@ class StorageClients:
 
     config: StorageConfig
     _credential: Any = field(default=None, init=False, repr=False)
+    _tables: TableServiceClient | None = field(default=None, init=False, repr=False)
 
     def credential(self) -> Any:
         if self._credential is None and self.config.uses_identity:
             self._credential = make_credential(self.config)
         return self._credential
 
+    @property
     def tables(self) -> TableServiceClient:
-        return table_service_client(self.config, self.credential())
+        """One table service client (one connection pool) shared by every table user."""
+        if self._tables is None:
+            self._tables = table_service_client(self.config, self.credential())
+        return self._tables
 
     def queue(self, queue_name: str) -> QueueClient:
         return queue_client(self.config, queue_name, self.credential())
 
     async def aclose(self) -> None:
+        if self._tables is not None:
+            await self._tables.close()
+            self._tables = None
         if self._credential is not None:
             await self._credential.close()
             self._credential = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._jobstore import JobStore, RecordedBatch
+from ._jobstore import JobStore
 from ._model import Event, JobRecord, Metrics, Run
+from ._runs import RecordedBatch
 
 __all__ = ["Event", "JobRecord", "JobStore", "Metrics", "RecordedBatch", "Run"]

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient
 
 from .. import _state
 from ..errors import ConcurrencyConflict, InvalidTransition, JobNotFound
 from . import _model as m
+from ._base import TX_MAX, StoreBase
 from ._errors import mapped_errors
 
 __all__ = ["MaintenanceMixin"]
 
-_TX_MAX = 100
 
-
-class MaintenanceMixin:
-    _jobs: TableClient
-    _index: TableClient
-    _retries: int
-    _now: Callable[[], datetime]
-    _read: Callable[..., Coroutine[Any, Any, m.JobRecord]]
-
+class MaintenanceMixin(StoreBase):
     async def _delete_rows(self, job_id: str, *, keep_record: bool) -> int:
         """Delete a job's partition (all but the record if `keep_record`), 100 per call."""
         query = "PartitionKey eq @pk" + (" and RowKey ne @rec" if keep_record else "")
@@ -35,10 +26,10 @@ class MaintenanceMixin:
                 query, parameters={"pk": job_id, "rec": m.RECORD_ROW}, select=["RowKey"]
             )
             keys = [str(row["RowKey"]) async for row in rows]
-            for start in range(0, len(keys), _TX_MAX):
+            for start in range(0, len(keys), TX_MAX):
                 ops: list[Any] = [
                     ("delete", {"PartitionKey": job_id, "RowKey": key})
-                    for key in keys[start : start + _TX_MAX]
+                    for key in keys[start : start + TX_MAX]
                 ]
                 await self._jobs.submit_transaction(ops)
         return len(keys)
@@ -58,7 +49,7 @@ class MaintenanceMixin:
             with mapped_errors():
                 entity = await self._jobs.get_entity(job_id, m.RECORD_ROW)
             kept = {k: v for k, v in entity.items() if not k.startswith("req")}
-            kept.update(reqInline=0, reqRows=0, erased=True, updatedAt=self._now())
+            kept.update(reqInline=0, reqRows=0, erased=True, updatedAt=self._stamp())
             try:
                 with mapped_errors():
                     await self._jobs.update_entity(
@@ -73,7 +64,7 @@ class MaintenanceMixin:
             return await self._read(job_id)
         raise ConcurrencyConflict(f"gave up after {self._retries} conflicting writes")
 
-    async def purge_older_than(self, cutoff: datetime) -> int:
+    async def purge_older_than(self, cutoff: datetime | float) -> int:
         """Delete finished jobs completed before `cutoff` (record, rows, index entry).
 
         Active jobs are never purged here: the sweeper fails stuck ones first.
@@ -82,7 +73,7 @@ class MaintenanceMixin:
         with mapped_errors():
             rows = self._jobs.query_entities(
                 "RowKey eq @rec and completedAt lt @cutoff",
-                parameters={"rec": m.RECORD_ROW, "cutoff": cutoff},
+                parameters={"rec": m.RECORD_ROW, "cutoff": m.to_datetime(cutoff)},
                 select=["PartitionKey", "status", "owner", "indexRow"],
             )
             found = [row async for row in rows]
@@ -99,14 +90,14 @@ class MaintenanceMixin:
             purged += 1
         return purged
 
-    async def stuck_jobs(self, status: str, older_than: datetime) -> list[m.JobRecord]:
+    async def stuck_jobs(self, status: str, older_than: datetime | float) -> list[m.JobRecord]:
         """Jobs in `status` whose last write is older than `older_than` (for the sweeper)."""
         if status not in _state.STATUSES:
             raise ValueError(f"unknown status {status!r}")
         with mapped_errors():
             rows = self._jobs.query_entities(
                 "RowKey eq @rec and status eq @status and updatedAt lt @t",
-                parameters={"rec": m.RECORD_ROW, "status": status, "t": older_than},
+                parameters={"rec": m.RECORD_ROW, "status": status, "t": m.to_datetime(older_than)},
                 select=["PartitionKey"],
             )
             ids = [str(row["PartitionKey"]) async for row in rows]

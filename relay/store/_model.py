@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from ..errors import RelayError
 from ..jobs import JobRequest, Target
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "JobRecord",
     "Metrics",
     "Run",
+    "error_props",
     "event_row",
     "event_rows_range",
     "index_row",
@@ -39,6 +41,7 @@ __all__ = [
     "record_from_entity",
     "request_row",
     "split_units",
+    "to_datetime",
     "valid_cursor",
     "valid_job_id",
 ]
@@ -90,10 +93,10 @@ class JobRecord:
     request: JobRequest | None  # None once erased
     attempt: int
     last_seq: int
-    created_at: datetime
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: float  # epoch seconds (time.time()); stored as Edm.DateTime
+    started_at: float | None = None
+    completed_at: float | None = None
+    updated_at: float | None = None
     usage: dict[str, int] | None = None
     metrics: Metrics = field(default_factory=Metrics)
     delivery: Delivery = "ok"
@@ -145,10 +148,18 @@ class Event:
     text: str
 
 
-def _iso(value: datetime | None) -> str | None:
+def to_datetime(value: datetime | float) -> datetime:
+    """Times come in as aware datetimes or epoch seconds; storage wants datetimes."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _iso(value: float | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    when = datetime.fromtimestamp(value, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def valid_job_id(job_id: str) -> bool:
@@ -203,8 +214,8 @@ def _json_or_none(raw: object) -> Any:
     return json.loads(raw) if isinstance(raw, str) and raw else None
 
 
-def _dt(raw: object) -> datetime | None:
-    return raw if isinstance(raw, datetime) else None
+def _epoch(raw: object) -> float | None:
+    return raw.timestamp() if isinstance(raw, datetime) else None
 
 
 def record_from_entity(
@@ -221,7 +232,7 @@ def record_from_entity(
         pieces = [str(entity.get(f"req{i}") or "") for i in range(inline)]
         request = JobRequest.from_dict(json.loads("".join(pieces + (overflow or []))))
     error_code = entity.get("errorCode")
-    created = _dt(entity.get("createdAt"))
+    created = _epoch(entity.get("createdAt"))
     return JobRecord(
         job_id=str(entity["PartitionKey"]),
         owner=str(entity.get("owner", "")),
@@ -230,10 +241,10 @@ def record_from_entity(
         request=request,
         attempt=int(entity.get("attempt") or 0),
         last_seq=int(entity.get("lastSeq") or 0),
-        created_at=created or datetime.fromtimestamp(0, UTC),
-        started_at=_dt(entity.get("startedAt")),
-        completed_at=_dt(entity.get("completedAt")),
-        updated_at=_dt(entity.get("updatedAt")),
+        created_at=created if created is not None else 0.0,
+        started_at=_epoch(entity.get("startedAt")),
+        completed_at=_epoch(entity.get("completedAt")),
+        updated_at=_epoch(entity.get("updatedAt")),
         usage=_json_or_none(entity.get("usage")),
         metrics=Metrics.from_dict(_json_or_none(entity.get("metrics")) or {}),
         delivery="degraded" if entity.get("delivery") == "degraded" else "ok",
@@ -246,3 +257,12 @@ def record_from_entity(
         erased=bool(entity.get("erased")),
         etag=etag,
     )
+
+
+def error_props(error: RelayError | Mapping[str, str] | None) -> dict[str, str]:
+    """Record properties of an error (empty strings clear it: a merge cannot delete)."""
+    if error is None:
+        return {"errorCode": "", "errorMessage": ""}
+    if isinstance(error, RelayError):
+        return {"errorCode": error.code, "errorMessage": error.message[:1000]}
+    return {"errorCode": str(error["code"]), "errorMessage": str(error.get("message", ""))[:1000]}

@@ -63,13 +63,24 @@ async def test_create_and_get(store: JobStore) -> None:
     assert rec.owner == "alice"
     assert rec.request == JobRequest(prompt="what is 2+2?", messages=None, max_tokens=50)
     assert rec.target == Target("user", "alice")
-    assert rec.created_at == T0
+    assert rec.created_at == T0.timestamp()
     pub = rec.to_public_dict()
     assert pub["jobId"] == job_id
     assert pub["createdAt"] == "2026-01-02T03:04:05.000Z"
     assert pub["target"] == {"kind": "user", "id": "alice"}
     assert pub["metrics"] == {"ttftMs": None, "durationMs": None, "deltas": 0, "messages": 0}
     assert "prompt" not in str(pub)
+
+
+async def test_ping_and_epoch_times(store: JobStore) -> None:
+    assert await store.ping() is True
+    job_id = new_id()
+    req = JobRequest(prompt="p", messages=None)
+    rec = await store.create_job(job_id, "erin", req, Target("user", "erin"), 1_700_000_000.25)
+    assert rec.created_at == 1_700_000_000.25
+    assert (await store.get_job(job_id)).to_public_dict()["createdAt"] == (
+        "2023-11-14T22:13:20.250Z"
+    )
 
 
 async def test_missing_and_malformed_ids(store: JobStore) -> None:

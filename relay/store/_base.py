@@ -1,0 +1,108 @@
+"""The store's shared core: clients, clock, reads and ETag-guarded merges of a job record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from azure.core import MatchConditions
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from ..errors import JobNotFound
+from ..storage import StorageClients
+from . import _model as m
+from ._errors import mapped_errors
+
+__all__ = ["TX_MAX", "StoreBase"]
+
+TX_MAX = 100  # operations per entity-group transaction (service limit)
+
+
+class StoreBase:
+    """Holds the table clients; the mixins of `JobStore` build on these few methods.
+
+    A store closes its `TableServiceClient` only if it made it (`JobStore.from_config`);
+    a client passed in belongs to the caller, who may share it with other components.
+    """
+
+    def __init__(
+        self,
+        service: TableServiceClient,
+        prefix: str = "relay",
+        *,
+        clock: Callable[[], float] = time.time,
+        max_conflict_retries: int = 8,
+        owned: StorageClients | None = None,
+    ) -> None:
+        self._service = service
+        self._names = (f"{prefix}jobs", f"{prefix}userjobs")
+        self._jobs: TableClient = service.get_table_client(self._names[0])
+        self._index: TableClient = service.get_table_client(self._names[1])
+        self._clock = clock
+        self._retries = max_conflict_retries
+        self._owned = owned
+
+    def _stamp(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def ensure_tables(self) -> None:
+        with mapped_errors():
+            for name in self._names:
+                await self._service.create_table_if_not_exists(name)
+
+    async def ping(self) -> bool:
+        """Readiness: the jobs table answers a one-row query."""
+        with mapped_errors():
+            async for _ in self._jobs.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": "ping"}, results_per_page=1
+            ):
+                break
+        return True
+
+    async def aclose(self) -> None:
+        if self._owned is not None:
+            await self._owned.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def _read(self, job_id: str, *, with_request: bool = False) -> m.JobRecord:
+        if not m.valid_job_id(job_id):
+            raise JobNotFound("no such job")
+        with mapped_errors():
+            entity = await self._jobs.get_entity(job_id, m.RECORD_ROW)
+            overflow: list[str] | None = None
+            if with_request:
+                overflow = []
+                if int(entity.get("reqRows") or 0) and not entity.get("erased"):
+                    rows = self._jobs.query_entities(
+                        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                        parameters={"pk": job_id, "lo": "r|", "hi": "r|~"},
+                    )
+                    overflow = [str(row.get("piece") or "") async for row in rows]
+        return m.record_from_entity(entity, str(entity.metadata["etag"]), overflow)
+
+    async def get_job(self, job_id: str, *, with_request: bool = True) -> m.JobRecord:
+        """The record (request included unless asked not to); `JobNotFound` if absent."""
+        return await self._read(job_id, with_request=with_request)
+
+    # --- writing ---------------------------------------------------------------------
+
+    async def _merge(self, job_id: str, props: Mapping[str, Any], etag: str) -> str:
+        entity = {"PartitionKey": job_id, "RowKey": m.RECORD_ROW, **props}
+        with mapped_errors():
+            meta = await self._jobs.update_entity(
+                entity,
+                mode=UpdateMode.MERGE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        return str(meta["etag"])
