@@ -141,7 +141,42 @@ def control_routes(emu: SignalREmulator) -> list[web.RouteDef]:
         emu.faults = FaultPlan()
         return web.json_response(asdict(emu.faults))
 
+    async def disconnect(request: web.Request) -> web.Response:
+        """Close connections as a service restart would (close message with allowReconnect).
+
+        Body (all optional): {"connectionId": id, "hub": name, "userId": id,
+        "allowReconnect": true, "error": text, "abort": false}; abort cuts the socket
+        with no close message, as a network failure would.
+        """
+        _loopback(request)
+        try:
+            body = json.loads(await request.text() or "{}")
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+        except ValueError as exc:
+            raise error_response(400, "BadRequest", f"Invalid body: {exc}") from exc
+        chosen = []
+        for conn in emu.core.registry.live_connections():
+            if body.get("connectionId") not in (None, conn.connection_id):
+                continue
+            if body.get("hub") is not None and str(body["hub"]).lower() != conn.hub:
+                continue
+            if body.get("userId") not in (None, conn.user_id):
+                continue
+            chosen.append(conn)
+        for conn in chosen:
+            if body.get("abort") and conn.on_abort is not None:
+                conn.on_abort()
+            else:
+                emu.core.close(
+                    conn,
+                    str(body.get("error") or "Connection closed by the service."),
+                    allow_reconnect=bool(body.get("allowReconnect", True)),
+                )
+        return web.json_response({"closed": [c.connection_id for c in chosen]})
+
     return [
+        web.post("/_emulator/disconnect", disconnect),
         web.get("/_emulator/stats", stats),
         web.post("/_emulator/reset", reset),
         web.post("/_emulator/faults", set_faults),

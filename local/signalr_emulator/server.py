@@ -78,7 +78,9 @@ class SignalREmulator:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.build_app(), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            self.build_app(), handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0, backlog=1024)
         await site.start()
