@@ -8,7 +8,7 @@ INFRA_VENV := .venv-infra
 
 .PHONY: dev test lint unit integration e2e infra-check bench demo setup clean chromium
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed web/vendor/signalr.min.js
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
@@ -19,6 +19,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The SignalR browser client is copied from npm into web/ (served by the app, never from
+# node_modules or a CDN). It is a build artifact: git ignores it, azure.yaml's prepackage
+# hook makes it before deploying.
+web/vendor/signalr.min.js: node_modules/.installed
+	mkdir -p web/vendor
+	cp node_modules/@microsoft/signalr/dist/browser/signalr.min.js web/vendor/signalr.min.js
+
 # Debian's Chromium for browser tests (Playwright drives it; no browser download).
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
@@ -28,7 +35,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup lint
+test: setup lint chromium
+	node --test tests/web/
 	$(PY) -m pytest
 
 dev: setup
