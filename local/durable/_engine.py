@@ -1,0 +1,335 @@
+"""DurableEngine: the RPC server plus the control-queue and work-item-queue workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+
+from ._config import DurableOptions
+from ._functions import TRIGGERS, Registry, run_activity
+from ._orchestrations import InstanceRunner
+from ._replay import event
+from ._rpc import build_app
+from ._store import Message, StoreUnavailable, TaskHubStore
+
+__all__ = ["DurableEngine"]
+
+_MIN_POLL_S = 0.05
+
+
+class _Poller:
+    """Backoff from 50 ms up to maxQueuePollingInterval when idle; `wake()` cuts a wait short."""
+
+    def __init__(self, max_interval: float) -> None:
+        self.max_interval = max_interval
+        self.interval = _MIN_POLL_S
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.interval = _MIN_POLL_S
+        self.event.set()
+
+    def busy(self) -> None:
+        self.interval = _MIN_POLL_S
+
+    async def idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), self.interval)
+        self.event.clear()
+        self.interval = min(self.interval * 2, self.max_interval)
+
+
+class DurableEngine:
+    def __init__(
+        self,
+        *,
+        storage_connection_string: str,
+        host_json: dict[str, Any],
+        functions: list[Any],
+        rpc_host: str = "127.0.0.1",
+        rpc_port: int = 17071,
+        logger: logging.Logger | None = None,
+        http_base_url: str | None = None,
+    ) -> None:
+        self.options = DurableOptions.from_host_json(host_json)
+        self.log = logger or logging.getLogger("local.durable")
+        self.registry = Registry(functions)
+        self.store = TaskHubStore(storage_connection_string, self.options.hub_name)
+        self.rpc_host = rpc_host
+        self.rpc_port = rpc_port
+        self._http_base_url = http_base_url
+        self._activity_pool = ThreadPoolExecutor(self.options.max_activities, "durable-activity")
+        self._orch_pool = ThreadPoolExecutor(
+            min(self.options.max_orchestrators, 32), "durable-orchestrator"
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._activities: set[asyncio.Task[None]] = set()
+        self._instances: dict[str, asyncio.Task[None]] = {}
+        self._inbox: dict[str, list[Message]] = {}
+        self._stopping = False
+        self._server: uvicorn.Server | None = None
+        self._control: _Poller | None = None
+        self._work: _Poller | None = None
+        self._runner: InstanceRunner | None = None
+        self._leases: dict[str, Message] = {}  # work item id -> its latest pop receipt
+        self._release = True  # on stop: make abandoned work items visible again at once
+
+    @staticmethod
+    def handles(trigger_type: str) -> bool:
+        return trigger_type in TRIGGERS
+
+    @property
+    def rpc_base_url(self) -> str:
+        return f"http://{self.rpc_host}:{self.rpc_port}/durabletask/"
+
+    @property
+    def http_base_url(self) -> str:
+        own = f"http://{self.rpc_host}:{self.rpc_port}/runtime/webhooks/durabletask"
+        return (self._http_base_url or own).rstrip("/")
+
+    def client_binding_json(self) -> str:
+        hub = self.options.hub_name
+        base = self.http_base_url
+        query = f"taskHub={hub}&connection=Storage"
+        instance = f"{base}/instances/INSTANCEID"
+        return json.dumps(
+            {
+                "taskHubName": hub,
+                "connectionName": "Storage",
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}"
+                    f"[/{{instanceId}}]?{query}",
+                    "createAndWaitOnNewInstancePostUri": f"{base}/orchestrators/"
+                    f"{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}"
+                    f"&pollingInterval={{intervalInSeconds}}&{query}",
+                },
+                "managementUrls": {
+                    "id": "INSTANCEID",
+                    "statusQueryGetUri": f"{instance}?{query}",
+                    "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+                    "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+                    "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
+                    "purgeHistoryDeleteUri": f"{instance}?{query}",
+                    "restartPostUri": f"{instance}/restart?{query}",
+                    "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
+                    "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
+                },
+                "baseUrl": base,
+                "requiredQueryStringParameters": query,
+                "rpcBaseUrl": self.rpc_base_url,
+                "httpBaseUrl": base,
+            }
+        )
+
+    async def start(self) -> None:
+        self._stopping = False
+        await self.store.create()
+        self._control = _Poller(self.options.max_polling_interval_s)
+        self._work = _Poller(self.options.max_polling_interval_s)
+        self._runner = InstanceRunner(
+            self.store,
+            self.registry,
+            self._orch_pool,
+            self.log,
+            on_timer=self._timer_due,
+            on_work=self._work.wake,
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.rpc_host, self.rpc_port))
+        self.rpc_port = sock.getsockname()[1]
+        app = build_app(
+            self.store,
+            lambda: set(self.registry.orchestrators),
+            lambda: self.http_base_url,
+            self._control.wake,
+        )
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._tasks = [
+            asyncio.create_task(self._server.serve(sockets=[sock])),
+            asyncio.create_task(self._control_loop()),
+            asyncio.create_task(self._work_loop()),
+        ]
+        for _ in range(1000):  # uvicorn offers no "started" event to wait on
+            if self._server.started or self._tasks[0].done():
+                break
+            await asyncio.sleep(0.01)
+        if not self._server.started:
+            raise RuntimeError(f"the durable RPC server did not start on port {self.rpc_port}")
+        self.log.info("durable engine: hub %s, rpc %s", self.options.hub_name, self.rpc_base_url)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop polling; in-flight work gets `grace_s` to finish, then is abandoned.
+
+        An abandoned activity's work item is made visible again at once, so the next worker
+        (this process restarted, or another) runs it again.
+        """
+        self._stopping = True
+        for poller in (self._control, self._work):
+            if poller is not None:
+                poller.wake()
+        busy = [*self._activities, *self._instances.values()]
+        if busy:
+            await asyncio.wait(busy, timeout=grace_s)
+        for task in busy:
+            task.cancel()
+        await self._shutdown(release=True)
+
+    async def kill(self) -> None:
+        """Simulate a crash: drop everything without telling storage (leases simply expire)."""
+        self._stopping = True
+        for task in [*self._activities, *self._instances.values()]:
+            task.cancel()
+        await self._shutdown(release=False)
+
+    async def _shutdown(self, release: bool) -> None:
+        self._release = release
+        if self._server is not None:
+            self._server.should_exit = True
+        for task in self._tasks:
+            if task is not self._tasks[0]:
+                task.cancel()
+        await asyncio.gather(*self._tasks, *self._activities, return_exceptions=True)
+        await asyncio.gather(*self._instances.values(), return_exceptions=True)
+        self._tasks = []
+        self._activity_pool.shutdown(wait=False, cancel_futures=True)
+        self._orch_pool.shutdown(wait=False, cancel_futures=True)
+        await self.store.close()
+
+    # --- orchestrations ----------------------------------------------------------------
+    def _timer_due(self, delay_s: float) -> None:
+        if self._control is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, delay_s) + 0.05, self._control.wake)
+
+    async def _control_loop(self) -> None:
+        assert self._control is not None
+        opts = self.options
+        while not self._stopping:
+            try:
+                messages = await self.store.receive("control", 32, opts.control_visibility_s)
+            except StoreUnavailable as exc:
+                self.log.warning("control queue poll failed: %s", exc)
+                await self._control.idle()
+                continue
+            if not messages:
+                await self._control.idle()
+                continue
+            self._control.busy()
+            for message in messages:
+                instance_id = str(message.body.get("i"))
+                self._inbox.setdefault(instance_id, []).append(message)
+                if instance_id not in self._instances:
+                    task = asyncio.create_task(self._drain(instance_id))
+                    self._instances[instance_id] = task
+
+    async def _drain(self, instance_id: str) -> None:
+        assert self._runner is not None
+        try:
+            while self._inbox.get(instance_id):
+                messages = self._inbox.pop(instance_id)
+                try:
+                    await self._runner.process(instance_id, messages)
+                except StoreUnavailable as exc:
+                    # Messages stay in the queue and come back after their visibility timeout.
+                    self.log.warning("orchestration %s: storage failed: %s", instance_id, exc)
+                except Exception:
+                    # An engine bug must not kill the worker; the messages are redelivered.
+                    self.log.exception("orchestration %s: episode crashed", instance_id)
+        finally:
+            self._instances.pop(instance_id, None)
+            self._inbox.pop(instance_id, None)
+
+    # --- activities --------------------------------------------------------------------
+    async def _work_loop(self) -> None:
+        assert self._work is not None
+        opts = self.options
+        while not self._stopping:
+            free = opts.max_activities - len(self._activities)
+            if free <= 0:
+                await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                messages = await self.store.receive("work", free, opts.work_item_visibility_s)
+            except StoreUnavailable as exc:
+                self.log.warning("work item queue poll failed: %s", exc)
+                await self._work.idle()
+                continue
+            if not messages:
+                await self._work.idle()
+                continue
+            self._work.busy()
+            for message in messages:
+                task = asyncio.create_task(self._activity(message))
+                self._activities.add(task)
+                task.add_done_callback(self._activities.discard)
+
+    async def _activity(self, message: Message) -> None:
+        body = message.body
+        name, instance_id = str(body["name"]), str(body["i"])
+        lease = asyncio.create_task(self._keep_leased(message))
+        started = time.monotonic()
+        try:
+            outcome = await run_activity(
+                name, self.registry, body.get("input"), self._activity_pool
+            )
+        except asyncio.CancelledError:
+            lease.cancel()
+            if self._release and self._stopping:
+                with contextlib.suppress(Exception):
+                    await self.store.extend("work", self._leases.get(message.id, message), 0)
+            self.log.info("activity %s for %s abandoned", name, instance_id)
+            raise
+        lease.cancel()
+        now = _utcnow()
+        if outcome.ok:
+            ev = event("TaskCompleted", now, TaskScheduledId=body["id"], Result=outcome.result)
+        else:
+            ev = event(
+                "TaskFailed",
+                now,
+                TaskScheduledId=body["id"],
+                Reason=outcome.reason,
+                Details=outcome.details,
+            )
+        self.log.info(
+            "activity %s for %s: %s (%.0f ms)",
+            name,
+            instance_id,
+            "completed" if outcome.ok else "failed",
+            (time.monotonic() - started) * 1000,
+        )
+        result = {"t": "event", "i": instance_id, "x": body["x"], "e": ev}
+        await self.store.send("control", result)
+        if self._control is not None:
+            self._control.wake()
+        await self.store.delete("work", self._leases.pop(message.id, message))
+
+    async def _keep_leased(self, message: Message) -> None:
+        """Renew the work item's invisibility while the activity runs (as DTFx does)."""
+        every = max(0.5, self.options.work_item_visibility_s / 2)
+        current = message
+        while True:
+            await asyncio.sleep(every)
+            try:
+                current = await self.store.extend(
+                    "work", current, self.options.work_item_visibility_s
+                )
+                self._leases[message.id] = current
+            except Exception as exc:
+                self.log.warning("could not renew work item lease: %s", type(exc).__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,242 @@
+"""Running orchestration episodes for one instance, from its control-queue messages.
+
+Invariants:
+- Outbound work (activity work items, timer messages) is sent before the episode's history is
+  written; a crash in between re-runs the episode from the redelivered control messages, and
+  results of work the history never recorded are dropped as stale (at-least-once).
+- Control messages are deleted only after the episodes that consumed them are persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+
+from ._functions import Registry
+from ._replay import (
+    EVENT,
+    EpisodePlan,
+    ShimState,
+    build_context,
+    event,
+    format_time,
+    parse_answer,
+    parse_time,
+    plan_episode,
+    take_batch,
+)
+from ._store import Message, TaskHubStore
+
+__all__ = ["RUNNING", "TERMINAL", "InstanceRunner", "new_instance_row"]
+
+RUNNING = ("Pending", "Running", "ContinuedAsNew")
+TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_instance_row(instance_id: str, name: str, input_json: str | None) -> dict[str, Any]:
+    now = format_time(_now())
+    return {
+        "PartitionKey": instance_id,
+        "RowKey": "",
+        "Name": name,
+        "Version": "",
+        "ExecutionId": uuid.uuid4().hex,
+        "RuntimeStatus": "Pending",
+        "Input": input_json,
+        "Output": None,
+        "CustomStatus": None,
+        "CreatedTime": now,
+        "LastUpdatedTime": now,
+        "Shim": ShimState().to_json(),
+    }
+
+
+class InstanceRunner:
+    """Turns the control messages of one instance into persisted episodes."""
+
+    def __init__(
+        self,
+        store: TaskHubStore,
+        registry: Registry,
+        pool: Executor,
+        logger: logging.Logger,
+        on_timer: Callable[[float], None],
+        on_work: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.pool = pool
+        self.log = logger
+        self.on_timer = on_timer  # wake the control poller when a timer is due
+        self.on_work = on_work  # wake the activity poller
+
+    async def process(self, instance_id: str, messages: list[Message]) -> None:
+        row = await self.store.get_instance(instance_id)
+        if row is None:
+            for m in messages:
+                await self.store.delete("control", m)
+            return
+        messages = await self._defer_early_timers(messages)
+        starts = [m for m in messages if m.body["t"] == "start"]
+        terminates = [m for m in messages if m.body["t"] == "terminate"]
+        others = [m for m in messages if m.body["t"] == "event"]
+        x = row["ExecutionId"]
+        starting = any(m.body.get("x") == x for m in starts) and row["RuntimeStatus"] == "Pending"
+        if row["RuntimeStatus"] == "Pending" and not starting:
+            # The start message has not arrived yet: leave the events queued.
+            return
+        if terminates and row["RuntimeStatus"] in RUNNING:
+            await self._terminate(row, terminates[0].body.get("reason") or "")
+        elif row["RuntimeStatus"] in RUNNING:
+            pending = [m.body["e"] for m in others if m.body.get("x") in (None, x)]
+            await self._run(row, pending, starting)
+        for m in messages:
+            await self.store.delete("control", m)
+
+    async def _defer_early_timers(self, messages: list[Message]) -> list[Message]:
+        """Long timers outlive a queue message's 7-day visibility: re-send until due."""
+        keep = []
+        now = _now()
+        for m in messages:
+            fire_at = m.body.get("fire_at")
+            if fire_at and (parse_time(fire_at) - now).total_seconds() > 0.05:
+                await self.store.send(
+                    "control", m.body, (parse_time(fire_at) - now).total_seconds()
+                )
+                await self.store.delete("control", m)
+                continue
+            keep.append(m)
+        return keep
+
+    async def _terminate(self, row: dict[str, Any], reason: str) -> None:
+        now = _now()
+        x = row["ExecutionId"]
+        history = await self.store.load_history(row["PartitionKey"], x)
+        ev = event("ExecutionTerminated", now, Input=reason)
+        await self.store.append_history(row["PartitionKey"], x, len(history), [ev])
+        row |= {
+            "RuntimeStatus": "Terminated",
+            "Output": _json(reason),
+            "LastUpdatedTime": format_time(now),
+        }
+        await self.store.put_instance(row)
+        self.log.info("orchestration %s terminated", row["PartitionKey"])
+
+    async def _run(self, row: dict[str, Any], pending: list[dict[str, Any]], first: bool) -> None:
+        instance_id, name = row["PartitionKey"], row["Name"]
+        history = [] if first else await self.store.load_history(instance_id, row["ExecutionId"])
+        state = ShimState.from_json(row.get("Shim"))
+        seen = {e.get("_mid") for e in history if e.get("_mid")}
+        pending = [e for e in pending if not e.get("_mid") or e["_mid"] not in seen]
+        while True:
+            batch, used = take_batch(state, pending)
+            pending = pending[used:]
+            if not batch and not first:
+                return
+            now = max(_now(), _last_time(history))
+            if first:
+                opened = [
+                    event("OrchestratorStarted", now),
+                    event("ExecutionStarted", now, Name=name, Version="", Input=row.get("Input")),
+                ]
+            else:
+                opened = [event("OrchestratorStarted", now), *batch]
+            first = False
+            handler = self.registry.orchestrators.get(name)
+            started = time.monotonic()
+            if handler is None:
+                plan = EpisodePlan(
+                    status="Failed",
+                    output=f"The orchestrator function '{name}' doesn't exist.",
+                )
+            else:
+                context = build_context(history + opened, instance_id, row.get("Input"))
+                answer = await self._invoke(handler, context)
+                plan = plan_episode(state, batch, answer, now, name)
+            written = [*opened, *plan.new_events, event("OrchestratorCompleted", now)]
+            await self._send_outbound(row, plan)
+            await self.store.append_history(instance_id, row["ExecutionId"], len(history), written)
+            history += written
+            row = self._apply(row, plan, state, now)
+            await self.store.put_instance(row)
+            self.log.info(
+                "orchestration %s episode: %s (%d new events, %d activities, %.0f ms)",
+                instance_id,
+                row["RuntimeStatus"],
+                len(batch),
+                len(plan.work),
+                (time.monotonic() - started) * 1000,
+            )
+            if plan.status == "ContinuedAsNew":
+                await self.store.delete_history(instance_id)
+                row |= {
+                    "ExecutionId": uuid.uuid4().hex,
+                    "RuntimeStatus": "Running",
+                    "Input": plan.continue_input,
+                    "Shim": ShimState().to_json(),
+                }
+                await self.store.put_instance(row)
+                state, history, first = ShimState(), [], True
+                # Only external events carry over to the new execution.
+                pending = [e for e in pending if e["EventType"] == EVENT["EventRaised"]]
+            elif plan.status != "Running":
+                return
+
+    async def _invoke(self, handler: Callable[[str], str], context: str) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            returned = await loop.run_in_executor(self.pool, handler, context)
+        except Exception as exc:  # the SDK reports orchestrator failures by raising
+            return parse_answer(raised=exc)
+        return parse_answer(returned=returned)
+
+    async def _send_outbound(self, row: dict[str, Any], plan: EpisodePlan) -> None:
+        instance_id, x = row["PartitionKey"], row["ExecutionId"]
+        if plan.status not in ("Running",):
+            return  # a finished execution schedules nothing more
+        for item in plan.work:
+            body = {"i": instance_id, "x": x, "id": item.task_id, "name": item.name}
+            await self.store.send("work", body | {"input": item.input})
+        if plan.work:
+            self.on_work()
+        for timer_id, fire_at in plan.timers:
+            fired = event("TimerFired", fire_at, TimerId=timer_id, FireAt=format_time(fire_at))
+            delay = (fire_at - _now()).total_seconds()
+            body = {"t": "event", "i": instance_id, "x": x, "fire_at": format_time(fire_at)}
+            await self.store.send("control", body | {"e": fired}, delay)
+            self.on_timer(delay)
+
+    def _apply(
+        self, row: dict[str, Any], plan: EpisodePlan, state: ShimState, now: datetime
+    ) -> dict[str, Any]:
+        status = plan.status if plan.status != "ContinuedAsNew" else "ContinuedAsNew"
+        row = row | {
+            "RuntimeStatus": status,
+            "LastUpdatedTime": format_time(now),
+            "Shim": state.to_json(),
+            "CustomStatus": _json(plan.custom_status),
+        }
+        if status in TERMINAL:
+            row["Output"] = _json(plan.output)
+        return row
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _last_time(history: list[dict[str, Any]]) -> datetime:
+    if not history:
+        return datetime.min.replace(tzinfo=UTC)
+    return max(parse_time(e["Timestamp"]) for e in history)

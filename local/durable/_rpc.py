@@ -1,0 +1,256 @@
+"""The durable client's HTTP API under `/durabletask/`, shaped like the extension's HttpApiHandler.
+
+Answers mirror the extension: start 202 with the management payload, 409 when a Pending/Running
+instance holds the id (the default `overridableExistingInstanceStates` = NonRunningStates), 400
+with `Message`/`ExceptionMessage` for bad requests; status 200 (done, failed included) / 202
+(pending, running) / 404; raiseEvent and terminate 202 / 404 / 410; purge 200 / 404.
+The same routes are also served under `/runtime/webhooks/durabletask/` for the status URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._orchestrations import RUNNING, TERMINAL, new_instance_row
+from ._replay import EVENT, event, parse_time
+from ._store import TaskHubStore
+
+__all__ = ["build_app", "management_payload"]
+
+_BAD_ID_CHARS = set("/\\#?")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"Message": message, "ExceptionMessage": message}, status_code=status)
+
+
+def management_payload(base_url: str, hub: str, instance_id: str) -> dict[str, str]:
+    root = f"{base_url}/instances/{quote(instance_id, safe='')}"
+    query = f"taskHub={hub}&connection=Storage"
+    return {
+        "id": instance_id,
+        "statusQueryGetUri": f"{root}?{query}",
+        "sendEventPostUri": f"{root}/raiseEvent/{{eventName}}?{query}",
+        "terminatePostUri": f"{root}/terminate?reason={{text}}&{query}",
+        "rewindPostUri": f"{root}/rewind?reason={{text}}&{query}",
+        "purgeHistoryDeleteUri": f"{root}?{query}",
+        "restartPostUri": f"{root}/restart?{query}",
+        "suspendPostUri": f"{root}/suspend?reason={{text}}&{query}",
+        "resumePostUri": f"{root}/resume?reason={{text}}&{query}",
+    }
+
+
+def _value(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def status_json(row: dict[str, Any], show_input: bool) -> dict[str, Any]:
+    return {
+        "name": row["Name"],
+        "instanceId": row["PartitionKey"],
+        "runtimeStatus": row["RuntimeStatus"],
+        "input": _value(row.get("Input")) if show_input else None,
+        "customStatus": _value(row.get("CustomStatus")),
+        "output": _value(row.get("Output")),
+        "createdTime": row["CreatedTime"][:19] + "Z",
+        "lastUpdatedTime": row["LastUpdatedTime"][:19] + "Z",
+    }
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    return default if raw is None else raw.lower() == "true"
+
+
+def build_app(
+    store: TaskHubStore,
+    orchestrators: Callable[[], set[str]],
+    http_base_url: Callable[[], str],
+    wake: Callable[[], None],
+) -> Starlette:
+    hub = store.hub
+
+    async def start(request: Request) -> Response:
+        name = request.path_params["name"]
+        instance_id = request.path_params.get("instance_id") or uuid.uuid4().hex
+        if instance_id.startswith("@") or any(
+            c in _BAD_ID_CHARS or ord(c) < 32 for c in instance_id
+        ):
+            return _error(400, "Orchestration instance ids must not start with @ or contain "
+                          "/, \\, #, ?, or control characters.")  # fmt: skip
+        if len(instance_id) > 256:
+            return _error(400, "Instance ID lengths must not exceed 256 characters.")
+        if name not in orchestrators():
+            return _error(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
+                          "orchestrator function.")  # fmt: skip
+        raw = await request.body()
+        input_json: str | None = None
+        if raw.strip():
+            try:
+                input_json = json.dumps(json.loads(raw))
+            except ValueError:
+                return _error(400, "Invalid JSON content")
+            # The SDK posts a JSON string that itself holds the input's JSON.
+            decoded = json.loads(input_json)
+            if isinstance(decoded, str):
+                input_json = decoded
+        existing = await store.get_instance(instance_id)
+        if existing is not None and existing["RuntimeStatus"] in RUNNING:
+            return _error(
+                409,
+                f"An Orchestration instance with the status {existing['RuntimeStatus']} "
+                "already exists.",
+            )
+        if existing is not None:
+            await store.delete_history(instance_id)
+        row = new_instance_row(instance_id, name, input_json)
+        await store.put_instance(row)
+        await store.send("control", {"t": "start", "i": instance_id, "x": row["ExecutionId"]})
+        wake()
+        payload = management_payload(http_base_url(), hub, instance_id)
+        return JSONResponse(
+            payload, status_code=202, headers={"Location": payload["statusQueryGetUri"]}
+        )
+
+    async def get_status(request: Request) -> Response:
+        instance_id = request.path_params["instance_id"]
+        row = await store.get_instance(instance_id)
+        if row is None:
+            return Response(status_code=404)
+        body = status_json(row, _flag(request, "showInput", True))
+        if _flag(request, "showHistory", False):
+            history = await store.load_history(instance_id, row["ExecutionId"])
+            show_output = _flag(request, "showHistoryOutput", False)
+            body["historyEvents"] = [_public_event(e, show_output) for e in history]
+        code = 202 if row["RuntimeStatus"] in RUNNING else 200
+        return JSONResponse(body, status_code=code)
+
+    async def list_status(request: Request) -> Response:
+        rows = await store.list_instances()
+        q = request.query_params
+        wanted = {s for s in (q.get("runtimeStatus") or "").split(",") if s}
+        out = []
+        for row in rows:
+            created = parse_time(row["CreatedTime"])
+            if q.get("createdTimeFrom") and created < parse_time(q["createdTimeFrom"]):
+                continue
+            if q.get("createdTimeTo") and created > parse_time(q["createdTimeTo"]):
+                continue
+            if wanted and row["RuntimeStatus"] not in wanted:
+                continue
+            if not row["PartitionKey"].startswith(q.get("instanceIdPrefix") or ""):
+                continue
+            out.append(status_json(row, _flag(request, "showInput", True)))
+        return JSONResponse(out)
+
+    async def purge(request: Request) -> Response:
+        instance_id = request.path_params["instance_id"]
+        if await store.get_instance(instance_id) is None:
+            return Response(status_code=404)
+        await store.delete_instance(instance_id)
+        return JSONResponse({"instancesDeleted": 1})
+
+    async def purge_many(request: Request) -> Response:
+        q = request.query_params
+        if not q.get("createdTimeFrom"):
+            return _error(400, "createdTimeFrom is required")
+        deleted = 0
+        wanted = {s for s in (q.get("runtimeStatus") or "").split(",") if s} or set(TERMINAL)
+        for row in await store.list_instances():
+            created = parse_time(row["CreatedTime"])
+            if created < parse_time(q["createdTimeFrom"]) or row["RuntimeStatus"] not in wanted:
+                continue
+            if q.get("createdTimeTo") and created > parse_time(q["createdTimeTo"]):
+                continue
+            await store.delete_instance(row["PartitionKey"])
+            deleted += 1
+        if not deleted:
+            return Response(status_code=404)
+        return JSONResponse({"instancesDeleted": deleted})
+
+    async def raise_event(request: Request) -> Response:
+        instance_id = request.path_params["instance_id"]
+        row = await store.get_instance(instance_id)
+        if row is None:
+            return Response(status_code=404)
+        if row["RuntimeStatus"] in TERMINAL:
+            return Response(status_code=410)
+        raw = await request.body()
+        try:
+            data = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            return _error(400, "Invalid JSON content")
+        # The SDK sends json.dumps(event_data): the event's Input is that JSON text.
+        body_input = json.dumps(data)
+        ev = event("EventRaised", _utcnow(), Name=request.path_params["event"], Input=body_input)
+        ev["_mid"] = uuid.uuid4().hex
+        await store.send("control", {"t": "event", "i": instance_id, "x": None, "e": ev})
+        wake()
+        return Response(status_code=202)
+
+    async def terminate(request: Request) -> Response:
+        instance_id = request.path_params["instance_id"]
+        row = await store.get_instance(instance_id)
+        if row is None:
+            return Response(status_code=404)
+        if row["RuntimeStatus"] in TERMINAL:
+            return Response(status_code=410)
+        reason = request.query_params.get("reason") or ""
+        await store.send("control", {"t": "terminate", "i": instance_id, "reason": reason})
+        wake()
+        return Response(status_code=202)
+
+    def routes(prefix: str) -> list[Route]:
+        return [
+            Route(f"{prefix}/orchestrators/{{name}}", start, methods=["POST"]),
+            Route(f"{prefix}/orchestrators/{{name}}/{{instance_id}}", start, methods=["POST"]),
+            Route(f"{prefix}/instances/", list_status, methods=["GET"]),
+            Route(f"{prefix}/instances", list_status, methods=["GET"]),
+            Route(f"{prefix}/instances/", purge_many, methods=["DELETE"]),
+            Route(f"{prefix}/instances/{{instance_id}}", get_status, methods=["GET"]),
+            Route(f"{prefix}/instances/{{instance_id}}", purge, methods=["DELETE"]),
+            Route(
+                f"{prefix}/instances/{{instance_id}}/raiseEvent/{{event}}",
+                raise_event,
+                methods=["POST"],
+            ),
+            Route(f"{prefix}/instances/{{instance_id}}/terminate", terminate, methods=["POST"]),
+        ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(404, "no such durable task endpoint")
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        return _error(503, f"the durable engine could not serve this: {type(exc).__name__}")
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        404: not_found,
+        Exception: failed,
+    }
+    return Starlette(
+        routes=routes("/durabletask") + routes("/runtime/webhooks/durabletask"),
+        exception_handlers=handlers,
+    )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _public_event(ev: dict[str, Any], show_output: bool) -> dict[str, Any]:
+    names = {v: k for k, v in EVENT.items()}
+    out = {k: v for k, v in ev.items() if not k.startswith("_") and k != "IsPlayed"}
+    out["EventType"] = names.get(ev["EventType"], str(ev["EventType"]))
+    if not show_output:
+        out.pop("Result", None)
+    return out
