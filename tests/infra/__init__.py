@@ -1,0 +1,1 @@
+"""Offline checks of infra/ (Bicep parse, checkov, settings agreement)."""
