@@ -1,0 +1,330 @@
+"""The host: settings, function index, triggers, durable engine and their lifecycle.
+
+Startup order follows `func start`: app settings into the environment, host.json, import and
+index the app (refusing unsupported triggers and bindings), then the durable engine, the
+queue and timer listeners, and last the HTTP listener. Shutdown (SIGINT/SIGTERM, or `stop()`)
+stops accepting requests and fetching messages, lets running invocations finish for up to
+`shutdown_timeout` seconds, then stops the durable engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from local.settings_files import (
+    LocalSettings,
+    apply_to_environ,
+    dev_storage_connection_string,
+    load_local_settings,
+)
+
+from .config import HostConfig, load_host_json
+from .http_front import HttpFront, HttpLimits, KeyRing
+from .index import DURABLE_TRIGGERS, FunctionSpec, IndexError_, load_functions, resolve_expression
+from .invoker import InvocationResult, Invoker
+from .logs import HOST_LOGGER
+from .queue_listener import QueueListener
+from .routing import RouteError, RouteTable, parse_template
+from .storage import Storage
+from .timers import TimerListener, timer_schedule
+
+__all__ = ["Host", "HostError", "HostOptions"]
+
+
+class HostError(RuntimeError):
+    """The host cannot start; the message says why (port taken, bad app, bad settings)."""
+
+
+@dataclass
+class HostOptions:
+    app_dir: Path
+    port: int = 7071  # 0: a free port
+    bind: str = "127.0.0.1"
+    durable_rpc_port: int = 17071
+    dev_storage_ports: tuple[int, int, int] = (10000, 10001, 10002)
+    shutdown_timeout: float = 30.0
+    queue_fetch_visibility: float = 600.0  # seconds a fetched message stays invisible
+    queue_min_polling: float = 0.1
+    max_body_bytes: int | None = None  # None: FUNCTIONS_REQUEST_BODY_SIZE_LIMIT or 100 MB
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise HostError(f"port {port} on {host} is already in use") from exc
+        raise HostError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+class Host:
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self.log = logging.getLogger(HOST_LOGGER)
+        self.settings: LocalSettings | None = None
+        self.config: HostConfig | None = None
+        self.functions: list[FunctionSpec] = []
+        self.engine: Any = None
+        self.storage: Storage | None = None
+        self.invoker: Invoker | None = None
+        self.front: HttpFront | None = None
+        self.queue_listeners: list[QueueListener] = []
+        self.timers: list[TimerListener] = []
+        self._sock: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self.port = options.port
+
+    # -- startup ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        app_dir = self.options.app_dir.resolve()
+        self.settings = load_local_settings(app_dir)
+        apply_to_environ(self.settings)  # the environment wins, as with func start
+        self.config = load_host_json(app_dir)
+        self.functions = load_functions(app_dir, os.environ)
+
+    def _routes(self) -> RouteTable[FunctionSpec]:
+        assert self.config is not None
+        table: RouteTable[FunctionSpec] = RouteTable()
+        prefix = self.config.http.route_prefix
+        for spec in self.functions:
+            if spec.trigger_type != "httpTrigger":
+                continue
+            route = str(spec.trigger.get("route") or spec.name).strip("/")
+            template = f"{prefix}/{route}" if prefix else route
+            try:
+                table.add(parse_template(template, spec, spec.trigger.get("methods")))
+            except RouteError as exc:
+                raise IndexError_(f"function {spec.name!r}: route {route!r}: {exc}") from exc
+        return table
+
+    def _keys(self) -> KeyRing:
+        keys = KeyRing(
+            os.environ.get("LOCAL_HOST_MASTER_KEY") or None,
+            os.environ.get("LOCAL_HOST_FUNCTION_KEY") or None,
+        )
+        for spec in self.functions:
+            level = str(spec.trigger.get("authLevel", "")).lower()
+            if spec.trigger_type != "httpTrigger" or level == "anonymous":
+                continue
+            if keys.master is None and (level == "admin" or keys.function is None):
+                needed = "LOCAL_HOST_MASTER_KEY" if level == "admin" else "LOCAL_HOST_FUNCTION_KEY"
+                raise IndexError_(
+                    f"function {spec.name!r}: authLevel {level!r} needs a key: set {needed} "
+                    "(app setting or environment), or make the function anonymous"
+                )
+        return keys
+
+    def _storage_connection(self) -> str:
+        value = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 (the real name)
+        if not value:
+            raise HostError("AzureWebJobsStorage is not set (needed by queue, timer and durable)")
+        return dev_storage_connection_string(value, self.options.dev_storage_ports)
+
+    def _make_engine(self, durable: list[FunctionSpec]) -> Any:
+        try:
+            from local.durable import DurableEngine
+        except ImportError as exc:
+            names = ", ".join(s.name for s in durable) or "durableClient bindings"
+            raise HostError(f"durable functions ({names}) need local.durable: {exc}") from exc
+        assert self.config is not None
+        return DurableEngine(
+            storage_connection_string=self._storage_connection(),
+            host_json=self.config.raw,
+            functions=[s.function for s in durable],
+            rpc_host="127.0.0.1",
+            rpc_port=self.options.durable_rpc_port,
+            logger=logging.getLogger("Host.Durable"),
+        )
+
+    async def start(self) -> None:
+        try:
+            self._load()
+            routes = self._routes()
+            keys = self._keys()
+            assert self.config is not None and self.settings is not None
+            durable = [s for s in self.functions if s.trigger_type in DURABLE_TRIGGERS]
+            needs_client = any(
+                b["type"] == "durableClient" for s in self.functions for b in s.bindings
+            )
+            self._sock = _bind(self.options.bind, self.options.port)
+            self.port = self._sock.getsockname()[1]
+            self.storage = Storage(
+                os.environ,
+                encoding=self.config.queues.message_encoding,
+                dev_ports=self.options.dev_storage_ports,
+            )
+            self.invoker = Invoker(
+                app_dir=str(self.options.app_dir.resolve()),
+                function_timeout=self.config.function_timeout,
+            )
+            for spec in self.functions:
+                if spec.trigger_type == "queueTrigger":
+                    where = f"function {spec.name!r}"
+                    queue = resolve_expression(str(spec.trigger["queueName"]), os.environ, where)
+                    self.storage.connection_string(spec.trigger.get("connection"))
+                    self.queue_listeners.append(
+                        QueueListener(
+                            spec, queue.lower(), self.storage, self.config.queues,
+                            self._execute_ok,
+                            fetch_visibility=self.options.queue_fetch_visibility,
+                            min_polling=self.options.queue_min_polling,
+                        )
+                    )  # fmt: skip
+                elif spec.trigger_type == "timerTrigger":
+                    schedule = timer_schedule(spec, os.environ)
+                    self.timers.append(TimerListener(spec, schedule, self._execute_ok))
+            if durable or needs_client:
+                self.engine = self._make_engine(durable)
+        except (IndexError_, ValueError) as exc:
+            await self._close_partial()
+            raise HostError(str(exc)) from exc
+        except HostError:
+            await self._close_partial()
+            raise
+        if self.engine is not None:
+            await self.engine.start()
+        for listener in self.queue_listeners:
+            listener.start()
+        for timer in self.timers:
+            timer.start()
+        origins = self.settings.cors or [
+            f"http://127.0.0.1:{self.port}",
+            f"http://localhost:{self.port}",
+        ]
+        limit = self.options.max_body_bytes or int(
+            os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", "104857600")
+        )
+        http = self.config.http
+        self.front = HttpFront(
+            routes, self._execute, origins=origins,
+            cors_credentials=self.settings.cors_credentials,
+            limits=HttpLimits(limit, http.max_outstanding_requests, http.max_concurrent_requests),
+            keys=keys,
+        )  # fmt: skip
+        config = uvicorn.Config(
+            self.front, log_config=None, access_log=False, lifespan="off", server_header=False,
+            timeout_graceful_shutdown=int(self.options.shutdown_timeout),
+        )  # fmt: skip
+        config.load()
+        self._server = uvicorn.Server(config)
+        # _serve() is serve() without uvicorn's signal capture: this host handles signals.
+        self._serve_task = asyncio.create_task(self._server._serve(sockets=[self._sock]))
+        for _ in range(1000):  # uvicorn exposes no startup event; `started` flips within ms
+            if self._server.started or self._serve_task.done():
+                break
+            await asyncio.sleep(0.01)
+        if self._serve_task.done():
+            await self._serve_task
+            raise HostError("the HTTP listener stopped during startup")
+        self._announce(routes)
+
+    def _announce(self, routes: RouteTable[FunctionSpec]) -> None:
+        self.log.info("Functions:")
+        base = f"http://{self.options.bind}:{self.port}"
+        for route in routes.routes:
+            methods = ",".join(sorted(route.methods)) if route.methods else "ALL"
+            self.log.info("    %s: [%s] %s/%s", route.target.name, methods, base, route.template)
+        for spec in self.functions:
+            if spec.trigger_type != "httpTrigger":
+                self.log.info("    %s: %s", spec.name, spec.trigger_type)
+        self.log.info("Host started on %s", base)
+
+    async def _close_partial(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self.storage is not None:
+            await self.storage.close()
+
+    # -- invocation ------------------------------------------------------------------------
+
+    async def _execute(
+        self, spec: FunctionSpec, inputs: dict[str, Any], reason: str
+    ) -> InvocationResult:
+        assert self.invoker is not None and self.storage is not None
+        for binding in spec.inputs():
+            if binding["type"] == "durableClient" and self.engine is not None:
+                inputs.setdefault(binding["name"], self.engine.client_binding_json())
+        result = await self.invoker.invoke(spec, inputs, reason)
+        if not result.ok:
+            return result
+        # Output bindings are flushed after the function succeeds, as in the host.
+        for binding in spec.outputs():
+            if binding["type"] != "queue":
+                continue
+            name = binding["name"]
+            value = result.value if name == "$return" else result.outputs.get(name)
+            queue = resolve_expression(str(binding["queueName"]), os.environ, spec.name).lower()
+            try:
+                await self.storage.write_output(binding, value, queue)
+            except Exception as exc:  # a failed flush fails the invocation, as in the host
+                self.log.error(
+                    "Function '%s': writing output binding '%s' failed: %s", spec.name, name, exc
+                )
+                result.ok = False
+                result.error = exc
+        return result
+
+    async def _execute_ok(self, spec: FunctionSpec, inputs: dict[str, Any], reason: str) -> bool:
+        return (await self._execute(spec, inputs, reason)).ok
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        timeout = self.options.shutdown_timeout
+        self.log.info("Stopping the host")
+        if self.front is not None:
+            self.front.accepting = False
+        await asyncio.gather(
+            *(q.stop(timeout) for q in self.queue_listeners),
+            *(t.stop(timeout) for t in self.timers),
+        )
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._serve_task is not None:
+                await self._serve_task
+        if self.invoker is not None and not await self.invoker.wait_idle(timeout):
+            self.log.warning("Invocations still running after %ss; stopping anyway", timeout)
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.storage is not None:
+            await self.storage.close()
+        if self.invoker is not None:
+            self.invoker.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self.log.info("Host stopped")
+
+    async def run(self) -> None:
+        """Start, serve until SIGINT or SIGTERM, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await self.start()
+        try:
+            await stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
