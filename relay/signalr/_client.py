@@ -1,16 +1,13 @@
 """Async client for the Azure SignalR Service data-plane REST API (api-version 2022-06-01).
 
-One pooled `httpx.AsyncClient` per instance. Transient failures (connection errors, timeouts,
-429, 5xx) are retried with bounded exponential backoff and full jitter, honouring Retry-After up
-to the cap, then raise `SignalRTransientError`; other 4xx raise `SignalRRequestError`. httpx and
-azure-core errors are mapped to those in `_map_foreign` only, and re-raised `from exc`.
+The operations (sends, groups, existence checks, negotiate); authentication, retries and
+error mapping live in `_rest.RestCaller`, shared by every call of one client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 import re
 import time
@@ -20,22 +17,18 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-from azure.core.exceptions import AzureError
 
 from ..errors import SignalRError, SignalRRequestError, SignalRTransientError
 from ._connstr import EMULATOR_ACCESS_KEY, is_loopback_url, parse_connection_string
-from ._retry import RetryPolicy, is_transient_status, parse_retry_after
-from ._tokens import AccessKeySigner, AsyncTokenCredential, EntraTokenCache
+from ._rest import API_VERSION, RestCaller
+from ._retry import RetryPolicy
+from ._tokens import AsyncTokenCredential
 
 __all__ = ["API_VERSION", "TOKEN_API_VERSION", "SignalRClient", "TargetLike"]
 
-API_VERSION = "2022-06-01"
 TOKEN_API_VERSION = "2022-11-01"  # :generateToken arrived in this version
 _MAX_BODY_BYTES = 1024 * 1024  # the service refuses larger bodies
 _HUB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_SERVICE_CODE_RE = re.compile(r"[A-Za-z0-9_.]{1,64}\Z")
-
-log = logging.getLogger("relay.signalr")
 
 
 class TargetLike(Protocol):
@@ -52,32 +45,6 @@ def _seg(value: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string")
     return quote(value, safe="")
-
-
-def _map_foreign(op: str, exc: Exception) -> SignalRError:
-    """The one place where httpx and azure-core exceptions become SignalR errors."""
-    if isinstance(exc, httpx.TimeoutException):
-        return SignalRTransientError(f"{op}: SignalR request timed out")
-    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-        return SignalRTransientError(f"{op}: could not reach SignalR ({type(exc).__name__})")
-    if isinstance(exc, AzureError):
-        return SignalRTransientError(f"{op}: could not get a Microsoft Entra ID token")
-    return SignalRRequestError(f"{op}: SignalR request failed ({type(exc).__name__})")
-
-
-def _status_error(op: str, response: httpx.Response) -> SignalRError:
-    detail = ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        code = body.get("code")
-        if isinstance(code, str) and _SERVICE_CODE_RE.match(code):
-            detail = f" ({code})"
-    status = response.status_code
-    cls = SignalRTransientError if is_transient_status(status) else SignalRRequestError
-    return cls(f"{op}: SignalR answered {status}{detail}", status=status)
 
 
 class SignalRClient:
@@ -109,26 +76,21 @@ class SignalRClient:
             raise ValueError("retry and timeout settings must not be negative")
         self.connection = conn
         self.hub = hub.lower()  # hub names are case-insensitive; the SDKs lowercase them
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
-        self._retry = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
-        self._signer = AccessKeySigner(conn.access_key, clock) if conn.access_key else None
-        self._credential = credential
-        self._owns_credential = False
-        self._entra: EntraTokenCache | None = None
-        self._http = httpx.AsyncClient(
+        self._rest = RestCaller(
+            conn,
             transport=transport,
-            timeout=httpx.Timeout(timeout_s),
-            headers={"User-Agent": "llm-signalr-relay"},
+            credential=credential,
+            timeout_s=timeout_s,
+            retry=RetryPolicy(max_retries, backoff_base_s, backoff_cap_s),
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
         )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        await self._http.aclose()
-        if self._owns_credential and self._credential is not None:
-            await self._credential.close()
+        await self._rest.aclose()
 
     async def __aenter__(self) -> SignalRClient:
         return self
@@ -140,76 +102,6 @@ class SignalRClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    # -- auth --------------------------------------------------------------------------
-
-    def _entra_cache(self) -> EntraTokenCache:
-        if self._entra is None:
-            if self._credential is None:
-                from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
-
-                cid = self.connection.client_id
-                self._credential = (
-                    ManagedIdentityCredential(client_id=cid) if cid else DefaultAzureCredential()
-                )
-                self._owns_credential = True
-            self._entra = EntraTokenCache(self._credential, self._clock)
-        return self._entra
-
-    async def _bearer(self, url: str) -> str:
-        if self._signer is not None:
-            # aud is the request URL without query and without a trailing slash
-            return self._signer.rest_token(url.rstrip("/"))
-        return await self._entra_cache().token()
-
-    # -- the one request loop ----------------------------------------------------------
-
-    async def _request(
-        self,
-        op: str,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        body: bytes | None = None,
-        ok: Sequence[int] = (200,),
-        allow_404: bool = False,
-        api_version: str = API_VERSION,
-        retries: int | None = None,
-    ) -> httpx.Response:
-        url = self.connection.endpoint + path
-        query: dict[str, Any] = {"api-version": api_version, **(params or {})}
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        max_retries = self._retry.max_retries if retries is None else retries
-        attempt = 0
-        while True:
-            try:
-                token = await self._bearer(url)
-                response = await self._http.request(
-                    method,
-                    url,
-                    params=query,
-                    content=body,
-                    headers={**headers, "Authorization": f"Bearer {token}"},
-                )
-            except (httpx.HTTPError, AzureError) as exc:
-                error = _map_foreign(op, exc)
-                if not error.retryable or attempt >= max_retries:
-                    raise error from exc
-                delay = self._retry.delay(attempt, self._rng, None)
-                log.debug("signalr %s: %s; retry in %.2fs", op, type(exc).__name__, delay)
-            else:
-                status = response.status_code
-                if status in ok or (allow_404 and status == 404):
-                    return response
-                error = _status_error(op, response)
-                if not error.retryable or attempt >= max_retries:
-                    raise error
-                after = parse_retry_after(response.headers.get("retry-after"), self._clock())
-                delay = self._retry.delay(attempt, self._rng, after)
-                log.debug("signalr %s: HTTP %d; retry in %.2fs", op, status, delay)
-            attempt += 1
-            await self._sleep(delay)
 
     def _hub_path(self) -> str:
         return f"/api/hubs/{quote(self.hub, safe='')}"
@@ -234,7 +126,7 @@ class SignalRClient:
         self, target: str, arguments: Sequence[Any], *, excluded: Sequence[str] = ()
     ) -> None:
         params = {"excluded": list(excluded)} if excluded else None
-        await self._request(
+        await self._rest.request(
             "send_to_all",
             "POST",
             f"{self._hub_path()}/:send",
@@ -245,7 +137,7 @@ class SignalRClient:
 
     async def send_to_user(self, user_id: str, target: str, arguments: Sequence[Any]) -> None:
         path = f"{self._hub_path()}/users/{_seg(user_id, 'user_id')}/:send"
-        await self._request(
+        await self._rest.request(
             "send_to_user", "POST", path, body=self._payload(target, arguments), ok=(202, 200)
         )
 
@@ -254,7 +146,7 @@ class SignalRClient:
     ) -> None:
         path = f"{self._hub_path()}/groups/{_seg(group, 'group')}/:send"
         params = {"excluded": list(excluded)} if excluded else None
-        await self._request(
+        await self._rest.request(
             "send_to_group",
             "POST",
             path,
@@ -267,7 +159,7 @@ class SignalRClient:
         self, connection_id: str, target: str, arguments: Sequence[Any]
     ) -> None:
         path = f"{self._hub_path()}/connections/{_seg(connection_id, 'connection_id')}/:send"
-        await self._request(
+        await self._rest.request(
             "send_to_connection",
             "POST",
             path,
@@ -293,15 +185,15 @@ class SignalRClient:
             raise ValueError("ttl_s must be a non-negative number of seconds")
         path = f"{self._hub_path()}/users/{_seg(user_id, 'user_id')}/groups/{_seg(group, 'group')}"
         params = {"ttl": int(ttl_s)} if ttl_s is not None else None
-        await self._request("add_user_to_group", "PUT", path, params=params, ok=(200, 204))
+        await self._rest.request("add_user_to_group", "PUT", path, params=params, ok=(200, 204))
 
     async def remove_user_from_group(self, user_id: str, group: str) -> None:
         path = f"{self._hub_path()}/users/{_seg(user_id, 'user_id')}/groups/{_seg(group, 'group')}"
-        await self._request("remove_user_from_group", "DELETE", path, ok=(200, 204))
+        await self._rest.request("remove_user_from_group", "DELETE", path, ok=(200, 204))
 
     async def remove_user_from_all_groups(self, user_id: str) -> None:
         path = f"{self._hub_path()}/users/{_seg(user_id, 'user_id')}/groups"
-        await self._request("remove_user_from_all_groups", "DELETE", path, ok=(200, 204))
+        await self._rest.request("remove_user_from_all_groups", "DELETE", path, ok=(200, 204))
 
     async def add_connection_to_group(self, connection_id: str, group: str) -> None:
         """Raises SignalRRequestError(404) when the connection does not exist."""
@@ -309,7 +201,7 @@ class SignalRClient:
             f"{self._hub_path()}/groups/{_seg(group, 'group')}"
             f"/connections/{_seg(connection_id, 'connection_id')}"
         )
-        await self._request("add_connection_to_group", "PUT", path, ok=(200, 204))
+        await self._rest.request("add_connection_to_group", "PUT", path, ok=(200, 204))
 
     async def remove_connection_from_group(self, connection_id: str, group: str) -> bool:
         """False when the connection was not there (404); removal is idempotent."""
@@ -317,13 +209,13 @@ class SignalRClient:
             f"{self._hub_path()}/groups/{_seg(group, 'group')}"
             f"/connections/{_seg(connection_id, 'connection_id')}"
         )
-        response = await self._request(
+        response = await self._rest.request(
             "remove_connection_from_group", "DELETE", path, ok=(200, 204), allow_404=True
         )
         return response.status_code != 404
 
     async def _exists(self, op: str, path: str) -> bool:
-        response = await self._request(op, "HEAD", path, ok=(200,), allow_404=True)
+        response = await self._rest.request(op, "HEAD", path, ok=(200,), allow_404=True)
         return response.status_code == 200
 
     async def user_exists(self, user_id: str) -> bool:
@@ -347,12 +239,12 @@ class SignalRClient:
     async def close_connection(self, connection_id: str, reason: str | None = None) -> None:
         path = f"{self._hub_path()}/connections/{_seg(connection_id, 'connection_id')}"
         params = {"reason": reason} if reason else None
-        await self._request("close_connection", "DELETE", path, params=params, ok=(200, 204))
+        await self._rest.request("close_connection", "DELETE", path, params=params, ok=(200, 204))
 
     async def health(self) -> bool:
         """True when `HEAD /api/health` answers 200; never raises, never retries."""
         try:
-            await self._request("health", "HEAD", "/api/health", retries=0)
+            await self._rest.request("health", "HEAD", "/api/health", retries=0)
         except SignalRError:
             return False
         return True
@@ -368,18 +260,18 @@ class SignalRClient:
             raise ValueError("minutes must be between 1 and 1440")
         if user_id is not None and not (isinstance(user_id, str) and user_id):
             raise ValueError("user_id must be a non-empty string or None")
-        if self._signer is not None:
+        if self._rest.signer is not None:
             claims: dict[str, Any] = {"aud": self.client_url()}
             if user_id is not None:
                 # current SDKs read asrs.s.uid; docs and older SDKs use nameid
                 claims["asrs.s.uid"] = user_id
                 claims["nameid"] = user_id
-            token, _ = self._signer.sign(claims, minutes * 60)
+            token, _ = self._rest.signer.sign(claims, minutes * 60)
             return token
         params: dict[str, Any] = {"minutesToExpire": minutes}
         if user_id is not None:
             params["userId"] = user_id
-        response = await self._request(
+        response = await self._rest.request(
             "client_token",
             "POST",
             f"{self._hub_path()}/:generateToken",
