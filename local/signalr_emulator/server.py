@@ -82,7 +82,7 @@ class SignalREmulator:
             self.build_app(), handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0, backlog=1024)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
         server = site._server
         if self.port == 0 and server is not None:

@@ -14,7 +14,12 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from local.signalr_emulator import EmulatorThread, client_audience, issue_token
+from local.signalr_emulator import (
+    EmulatorThread,
+    SignalREmulator,
+    client_audience,
+    issue_token,
+)
 
 __all__ = ["HUB", "Rest", "negotiate_app", "serve_in_thread"]
 
@@ -22,7 +27,7 @@ HUB = "stream"
 API_VERSION = "2022-06-01"
 
 
-def negotiate_app(emu: EmulatorThread, hub: str = HUB) -> web.Application:
+def negotiate_app(emu: EmulatorThread | SignalREmulator, hub: str = HUB) -> web.Application:
     """`POST /api/negotiate` answering `{url, accessToken}` like the function app does.
 
     The user id comes from `x-ms-client-principal-id` (the app's dev identity header)."""
@@ -98,14 +103,8 @@ class Rest:
         if token is None:
             token = issue_token(self.key or self.emu.access_key, url, lifetime_s=lifetime_s)
         query = {"api-version": API_VERSION, **(params or {})}
-        return httpx.request(
-            method,
-            url,
-            json=json,
-            params=query,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}  # "": no header
+        return httpx.request(method, url, json=json, params=query, headers=headers, timeout=10)
 
     def send(self, path: str, target: str, *args: Any) -> httpx.Response:
         response = self.call(
