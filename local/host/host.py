@@ -32,7 +32,7 @@ from .config import HostConfig, load_host_json
 from .http_front import HttpFront, HttpLimits, KeyRing
 from .index import DURABLE_TRIGGERS, FunctionSpec, IndexError_, load_functions, resolve_expression
 from .invoker import InvocationResult, Invoker
-from .logs import HOST_LOGGER
+from .logs import HOST_LOGGER, install_record_factory
 from .queue_listener import QueueListener
 from .routing import RouteError, RouteTable, parse_template
 from .storage import Storage
@@ -91,6 +91,7 @@ class Host:
         self._server: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self.port = options.port
+        install_record_factory()
 
     # -- startup ---------------------------------------------------------------------------
 

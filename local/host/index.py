@@ -77,8 +77,10 @@ def _import_app(app_dir: Path, module: str) -> Any:
     if not (app_dir / f"{module}.py").is_file():
         raise IndexError_(f"{app_dir}: no {module}.py (the v2 programming model's entry file)")
     path = str(app_dir)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+    # First on sys.path, so the app's own modules win (as in the worker, which starts there).
+    while path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
     sys.modules.pop(module, None)
     try:
         mod = importlib.import_module(module)

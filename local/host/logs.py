@@ -1,9 +1,10 @@
 """Host log output: the real host's invocation lines plus the app's own records.
 
-Every record logged while an invocation runs is tagged with that invocation (a context
-variable, copied into the worker threads), as the Python worker tags the records it streams
-to the host. Fields given through `extra=` are kept: appended as `key=value` in text
-output, top-level keys in JSON output (`--log-format json`, one object per line).
+Every record created while an invocation runs is tagged with that invocation (a context
+variable, copied into the worker threads; a log record factory reads it), as the Python
+worker tags the records it streams to the host. Fields given through `extra=` are kept:
+appended as `key=value` in text output, top-level keys in JSON output (`--log-format json`,
+one object per line).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "HOST_LOGGER",
     "Invocation",
     "current_invocation",
+    "install_record_factory",
     "setup_logging",
 ]
 
@@ -50,13 +52,22 @@ def _timestamp(record: logging.LogRecord) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-class _InvocationFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        inv = current_invocation.get()
-        if inv is not None and not hasattr(record, "invocationId"):
-            record.functionName = inv.function_name
-            record.invocationId = inv.invocation_id
-        return True
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    inv = current_invocation.get()
+    if inv is not None:
+        record.functionName = inv.function_name
+        record.invocationId = inv.invocation_id
+    return record
+
+
+def install_record_factory() -> None:
+    """Tag every record created during an invocation with it (idempotent)."""
+    if logging.getLogRecordFactory() is not _record_factory:
+        logging.setLogRecordFactory(_record_factory)
 
 
 class TextFormatter(logging.Formatter):
@@ -93,7 +104,7 @@ def setup_logging(
     """Install one handler on the root logger; quiet libraries that log every request."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(_InvocationFilter())
+    install_record_factory()
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_local_host", False)]:
         root.removeHandler(old)
