@@ -1,0 +1,87 @@
+"""Pacing on a real server: time to first token, rate, bursts (loose bounds only)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Any
+
+import httpx
+
+from local.openai_emulator import OpenAIEmulator, Pacing, expected_answer
+
+from .conftest import API_VERSION
+
+
+async def _arrivals(emu: OpenAIEmulator, deployment: str, prompt: str) -> list[tuple[float, str]]:
+    """(seconds since the request, content) for each content delta, as they arrive."""
+    url = f"{emu.endpoint}/openai/deployments/{deployment}/chat/completions"
+    body = {"messages": [{"role": "user", "content": prompt}], "stream": True}
+    out: list[tuple[float, str]] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.monotonic()
+        async with client.stream(
+            "POST", url, params={"api-version": API_VERSION}, json=body,
+            headers={"api-key": emu.api_key},
+        ) as response:  # fmt: skip
+            async for line in response.aiter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                chunk: dict[str, Any] = json.loads(line[6:])
+                delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
+                if delta.get("content"):
+                    out.append((time.monotonic() - started, delta["content"]))
+    return out
+
+
+async def test_ttft_and_rate_roughly_hold(emulator: OpenAIEmulator) -> None:
+    prompt = "pace me [[emulator tokens=30 ttft_ms=300 rate=100 jitter=0.2]]"
+    arrivals = await _arrivals(emulator, "chat", prompt)
+    assert "".join(t for _, t in arrivals) == expected_answer([{"role": "user", "content": prompt}])
+    first, last = arrivals[0][0], arrivals[-1][0]
+    assert 0.25 <= first < 2.0
+    assert 0.15 <= last - first < 2.0  # 29 gaps of ~10 ms
+    assert [t for t, _ in arrivals] == sorted(t for t, _ in arrivals)
+
+
+async def test_bursts_arrive_together_after_pauses(emulator: OpenAIEmulator) -> None:
+    prompt = "bursty [[emulator tokens=25 ttft_ms=0 rate=50 jitter=0 burst=5]]"
+    times = [t for t, _ in await _arrivals(emulator, "chat", prompt)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    pauses = [g for g in gaps if g > 0.05]  # between bursts: ~100 ms
+    assert 3 <= len(pauses) <= 4
+    assert sum(1 for g in gaps if g < 0.02) >= 15  # inside a burst: together
+
+
+async def test_reasoning_waits_longer_before_its_first_token() -> None:
+    emu = OpenAIEmulator(
+        port=0, pacing=Pacing(rate=1000, jitter=0, tokens=5), reasoning_ttft_ms=400
+    )
+    await emu.start()
+    try:
+        chat = await _arrivals(emu, "chat", "hi [[emulator ttft_ms=0]]")
+        reasoning = await _arrivals(emu, "reasoning", "hi")
+    finally:
+        await emu.stop()
+    assert chat[0][0] < 0.3
+    assert reasoning[0][0] >= 0.35
+    assert reasoning[0][0] > chat[0][0]
+
+
+async def test_stop_releases_a_stalled_stream() -> None:
+    emu = OpenAIEmulator(port=0, pacing=Pacing(ttft_ms=0, rate=1000))
+    await emu.start()
+    url = f"{emu.endpoint}/openai/v1/chat/completions"
+    stall = [{"role": "user", "content": "[[emulator fault=stall after=2 seconds=60]]"}]
+    body = {"model": "chat", "stream": True, "messages": stall}
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream("POST", url, json=body, headers={"api-key": emu.api_key}) as r:
+            lines = r.aiter_lines()
+            while "content" not in await anext(lines):
+                pass
+            assert emu.stats.active_streams == 1
+            started = time.monotonic()
+            await emu.stop()
+            assert time.monotonic() - started < 5
+        assert emu.stats.active_streams == 0
