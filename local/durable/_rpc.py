@@ -67,6 +67,24 @@ def status_json(row: dict[str, Any], show_input: bool) -> dict[str, Any]:
     }
 
 
+def _payload(raw: bytes) -> str | None:
+    """The JSON text of a posted input or event payload.
+
+    The SDK posts `json.dumps(value)` as a JSON string (JSON inside JSON): unwrap it. A plain
+    JSON body from another client is taken as is. Raises ValueError on invalid JSON.
+    """
+    if not raw.strip():
+        return None
+    decoded = json.loads(raw)
+    if isinstance(decoded, str):
+        try:
+            json.loads(decoded)
+        except ValueError:
+            return json.dumps(decoded)
+        return decoded
+    return json.dumps(decoded)
+
+
 def _flag(request: Request, name: str, default: bool) -> bool:
     raw = request.query_params.get(name)
     return default if raw is None else raw.lower() == "true"
@@ -93,17 +111,10 @@ def build_app(
         if name not in orchestrators():
             return _error(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
                           "orchestrator function.")  # fmt: skip
-        raw = await request.body()
-        input_json: str | None = None
-        if raw.strip():
-            try:
-                input_json = json.dumps(json.loads(raw))
-            except ValueError:
-                return _error(400, "Invalid JSON content")
-            # The SDK posts a JSON string that itself holds the input's JSON.
-            decoded = json.loads(input_json)
-            if isinstance(decoded, str):
-                input_json = decoded
+        try:
+            input_json = _payload(await request.body())
+        except ValueError:
+            return _error(400, "Invalid JSON content")
         existing = await store.get_instance(instance_id)
         if existing is not None and existing["RuntimeStatus"] in RUNNING:
             return _error(
@@ -185,13 +196,10 @@ def build_app(
             return Response(status_code=404)
         if row["RuntimeStatus"] in TERMINAL:
             return Response(status_code=410)
-        raw = await request.body()
         try:
-            data = json.loads(raw) if raw.strip() else None
+            body_input = _payload(await request.body()) or "null"
         except ValueError:
             return _error(400, "Invalid JSON content")
-        # The SDK sends json.dumps(event_data): the event's Input is that JSON text.
-        body_input = json.dumps(data)
         ev = event("EventRaised", _utcnow(), Name=request.path_params["event"], Input=body_input)
         ev["_mid"] = uuid.uuid4().hex
         await store.send("control", {"t": "event", "i": instance_id, "x": None, "e": ev})

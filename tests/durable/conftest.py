@@ -22,11 +22,7 @@ EngineFactory = Callable[..., Awaitable[DurableEngine]]
 def host_json(hub: str, **durable: Any) -> dict[str, Any]:
     provider = {"maxQueuePollingInterval": "00:00:00.5", "workItemQueueVisibilityTimeout": 3}
     provider |= durable.pop("storageProvider", {})
-    return {
-        "extensions": {
-            "durableTask": {"hubName": hub, "storageProvider": provider, **durable}
-        }
-    }
+    return {"extensions": {"durableTask": {"hubName": hub, "storageProvider": provider, **durable}}}
 
 
 @pytest.fixture
@@ -35,9 +31,7 @@ def hub() -> str:
 
 
 @pytest.fixture
-async def make_engine(
-    storage_connection_string: str, hub: str
-) -> AsyncIterator[EngineFactory]:
+async def make_engine(storage_connection_string: str, hub: str) -> AsyncIterator[EngineFactory]:
     engines: list[DurableEngine] = []
 
     async def make(**durable: Any) -> DurableEngine:
