@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-__all__ = ["ServiceError", "error_response", "valid_group", "valid_hub"]
+__all__ = ["ServiceError", "error_response", "read_body", "valid_group", "valid_hub"]
 
 # The service's own patterns (hub: letter first; group: 1..1024 non-space characters).
 _HUB = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
@@ -41,3 +41,19 @@ def error_response(
 ) -> ServiceError:
     body: dict[str, object] = {"code": code, "message": message, "target": target, "details": []}
     return ServiceError(status, body, headers or {})
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or a 413 error once it passes `limit` bytes (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise error_response(413, "PayloadTooLarge", f"The body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise error_response(413, "PayloadTooLarge", f"The body is larger than {limit} bytes")
+        chunks.append(chunk)

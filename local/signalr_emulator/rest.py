@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .errors import error_response, valid_group, valid_hub
+from .errors import error_response, read_body, valid_group, valid_hub
 from .tokens import TokenError, bearer_token, client_audience, issue_token, verify_token
 
 if TYPE_CHECKING:
@@ -98,9 +98,7 @@ def _authorize(emu: SignalREmulator, request: web.Request) -> None:
 
 async def _payload(emu: SignalREmulator, request: web.Request) -> tuple[str, list[Any]]:
     limit = emu.core.options.max_body_bytes
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise error_response(413, "PayloadTooLarge", f"The body is larger than {limit} bytes")
+    raw = await read_body(request, limit)
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

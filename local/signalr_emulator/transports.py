@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from .connection import Connection
-from .errors import error_response, valid_hub
+from .errors import error_response, read_body, valid_hub
 from .tokens import TokenError, bearer_token, user_id_of, verify_token
 
 if TYPE_CHECKING:
@@ -193,9 +193,7 @@ async def _event_stream(
 async def _receive(emu: SignalREmulator, request: web.Request, conn: Connection) -> web.Response:
     if conn.transport not in ("ServerSentEvents", "LongPolling"):
         raise error_response(400, "BadRequest", "POST is only for SSE and long polling")
-    data = await request.content.read(emu.core.options.max_body_bytes + 1)
-    if len(data) > emu.core.options.max_body_bytes:
-        raise error_response(413, "PayloadTooLarge", "Message too large")
+    data = await read_body(request, emu.core.options.max_body_bytes)
     emu.core.feed(conn, data.decode("utf-8", errors="replace"))
     return web.Response(status=200, text="")
 
