@@ -175,6 +175,7 @@ class DurableEngine:
         (this process restarted, or another) runs it again.
         """
         self._stopping = True
+        self._release = True
         for poller in (self._control, self._work):
             if poller is not None:
                 poller.wake()
@@ -188,12 +189,12 @@ class DurableEngine:
     async def kill(self) -> None:
         """Simulate a crash: drop everything without telling storage (leases simply expire)."""
         self._stopping = True
+        self._release = False
         for task in [*self._activities, *self._instances.values()]:
             task.cancel()
         await self._shutdown(release=False)
 
     async def _shutdown(self, release: bool) -> None:
-        self._release = release
         if self._server is not None:
             self._server.should_exit = True
         for task in self._tasks:

@@ -64,15 +64,15 @@ def client(engine: DurableEngine) -> DurableOrchestrationClient:
 
 
 async def wait_done(
-    client: DurableOrchestrationClient, instance_id: str, timeout: float = 15.0
+    client: DurableOrchestrationClient, instance_id: str, within_s: float = 15.0
 ) -> Any:
     """Poll the SDK client's get_status until the instance leaves Pending/Running."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within_s
     while True:
         status = await client.get_status(instance_id, show_history=True)
         name = status.runtime_status.name if status.runtime_status else None
         if name not in (None, "Pending", "Running", "ContinuedAsNew"):
             return status
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{instance_id} still {name} after {timeout}s")
+            raise AssertionError(f"{instance_id} still {name} after {within_s}s")
         await asyncio.sleep(0.05)
