@@ -37,7 +37,7 @@ def work(msg: func.QueueMessage) -> None:
             next_visible=str(msg.time_next_visible),
         )
         if body.startswith("slow:"):
-            time.sleep(float(body.split(":", 1)[1]))
+            time.sleep(float(body.split(":", 1)[1].split("#")[0]))
         if body.startswith("fail"):
             raise ValueError("this message always fails")
     finally:
@@ -45,7 +45,7 @@ def work(msg: func.QueueMessage) -> None:
             _running -= 1
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%-poison")
+@app.queue_trigger(arg_name="msg", queue_name="%POISON_QUEUE%", connection="")
 def poisoned(msg: func.QueueMessage) -> None:
     record(fn="poisoned", body=msg.get_body().decode("utf-8", "replace"))
 
@@ -57,6 +57,6 @@ def enqueue(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
     return func.HttpResponse("queued", status_code=202)
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%WAKE_QUEUE%")
+@app.queue_trigger(arg_name="msg", queue_name="%WAKE_QUEUE%", connection="")
 async def woken(msg: func.QueueMessage) -> None:
     record(fn="woken", body=msg.get_body().decode("utf-8"))
