@@ -206,7 +206,10 @@ class _Run:
                     if self.first_delta_at is None:
                         self.first_delta_at = now
                     self.deltas += 1
+                    was_open = self.batcher.next_deadline() is not None
                     self._closed(self.batcher.feed(event.text, now))
+                    if not was_open and self.batcher.next_deadline() is not None:
+                        self.record_wake.set()  # a batch opened: the recorder owns its deadline
                 elif isinstance(event, StreamEnd):
                     self.end = event
         finally:
