@@ -1,5 +1,6 @@
 """HTTP fixture app: routing, errors, bodies, identity headers, settings, logs."""
 
+import asyncio
 import json
 import logging
 import os
@@ -87,3 +88,9 @@ def logs(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 @app.route(route="text", methods=["GET"])
 def text(req: func.HttpRequest) -> str:
     return "plain"
+
+
+@app.route(route="slow", methods=["GET"])
+async def slow(req: func.HttpRequest) -> func.HttpResponse:
+    await asyncio.sleep(float(req.params.get("s", "1")))
+    return func.HttpResponse("done")
