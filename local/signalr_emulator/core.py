@@ -20,6 +20,7 @@ from .hub import Registry
 __all__ = ["EmulatorCore", "EmulatorOptions", "Totals"]
 
 log = logging.getLogger("local.signalr_emulator")
+HISTORY_LIMIT = 20_000  # per-connection counters kept for /_emulator/stats
 
 NOT_SUPPORTED = (
     "Invocation failed: the service is in Serverless mode and no upstream is configured, "
@@ -158,6 +159,9 @@ class EmulatorCore:
         self.totals.connections_opened += 1
         self.totals.connections_peak = max(self.totals.connections_peak, self.connected_count())
         self.history[conn.connection_id] = (conn.hub, conn.user_id, conn.counters)
+        if len(self.history) > HISTORY_LIMIT:  # forget the oldest entries first
+            for key in list(self.history)[: len(self.history) - HISTORY_LIMIT]:
+                del self.history[key]
 
     def _handshake_failed(self, conn: Connection, message: str) -> None:
         conn.outbox.push(protocol.handshake_error(message), force=True)
