@@ -5,9 +5,9 @@ checkov and, in `.venv-infra/pycep`, pycep-parser 0.7.x (checkov's own pin, 0.5.
 parse `extension`). Neither proves that the templates compile or deploy: there is no
 offline Bicep compiler. See docs/deploy.md.
 
-    infra_check.py parse [--infra DIR]     JSON of every parsed file + the app settings
+    infra_check.py parse [--infra DIR]     JSON of every parsed file and the app settings
     infra_check.py checkov [--infra DIR]   checkov scan; fails on any failure or parse error
-    infra_check.py all [--infra DIR]       both (the default)
+    infra_check.py all [--infra DIR]       both, in one JSON document (the default)
 
 Exit status: 0 when everything passes, 1 on a finding (printed), 2 on a usage error.
 """
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             parsed = parse_all(infra)
             out["files"] = sorted(parsed)
             out["app_settings"] = app_settings(infra, parsed)
-            if args.command == "parse":
-                out["parsed"] = parsed
+            out["parsed"] = parsed
         if args.command in ("checkov", "all"):
             out["checkov"] = run_checkov(infra)
     except InfraCheckError as exc:

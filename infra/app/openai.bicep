@@ -21,9 +21,6 @@ resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   sku: {
     name: 'S0'
   }
-  identity: {
-    type: 'SystemAssigned'
-  }
   properties: {
     customSubDomainName: name
     disableLocalAuth: true

@@ -61,13 +61,10 @@ def run_infra(infra_python: Path) -> RunInfra:
 
 @pytest.fixture(scope="session")
 def infra_report(run_infra: RunInfra) -> dict[str, Any]:
-    """`infra_check.py parse` then `checkov` on the real infra/, once per session."""
-    parsed = run_infra("parse")
-    assert parsed.returncode == 0, parsed.stderr
-    scanned = run_infra("checkov")
-    assert scanned.returncode == 0, scanned.stderr
-    report: dict[str, Any] = json.loads(parsed.stdout)
-    report["checkov"] = json.loads(scanned.stdout)["checkov"]
+    """`infra_check.py all` on the real infra/, once per session."""
+    proc = run_infra("all")
+    assert proc.returncode == 0, proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
     return report
 
 

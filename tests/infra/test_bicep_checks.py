@@ -54,14 +54,6 @@ def test_a_file_that_does_not_parse_fails(run_infra: RunInfra, scratch_infra: Pa
     assert "good.bicep" not in proc.stderr
 
 
-def test_checkov_parse_error_is_a_failure(run_infra: RunInfra, scratch_infra: Path) -> None:
-    # checkov itself exits 0 here; the driver must not.
-    (scratch_infra / "broken.bicep").write_text("resource x 'A/b@1' = {\n", encoding="utf-8")
-    proc = run_infra("checkov", "--infra", str(scratch_infra))
-    assert proc.returncode == 1
-    assert "could not parse" in proc.stderr
-
-
 BAD = """
 resource sig 'Microsoft.SignalRService/signalR@2024-03-01' = {
   name: 'sig'
@@ -130,10 +122,14 @@ resource appi 'Microsoft.Insights/components@2020-02-02' = {
 """
 
 
-def test_custom_checks_catch_bad_resources(run_infra: RunInfra, scratch_infra: Path) -> None:
+def test_checkov_findings_fail_the_run(run_infra: RunInfra, scratch_infra: Path) -> None:
+    """One scan (checkov takes seconds): every custom check fires, a bare skip is refused,
+    and a file checkov cannot parse fails the run (checkov itself exits 0 on one)."""
     (scratch_infra / "bad.bicep").write_text(BAD, encoding="utf-8")
+    (scratch_infra / "broken.bicep").write_text("resource x 'A/b@1' = {\n", encoding="utf-8")
     proc = run_infra("checkov", "--infra", str(scratch_infra))
     assert proc.returncode == 1
     failed = set(re.findall(r"(CKV_RELAY_\d+) failed", proc.stderr))
     assert failed == CUSTOM_CHECKS, proc.stderr
     assert "CKV_AZURE_35 skipped without a reason" in proc.stderr
+    assert "could not parse" in proc.stderr and "broken.bicep" in proc.stderr
