@@ -20,7 +20,11 @@ EngineFactory = Callable[..., Awaitable[DurableEngine]]
 
 
 def host_json(hub: str, **durable: Any) -> dict[str, Any]:
-    provider = {"maxQueuePollingInterval": "00:00:00.5", "workItemQueueVisibilityTimeout": 3}
+    provider = {
+        "maxQueuePollingInterval": "00:00:00.5",
+        "workItemQueueVisibilityTimeout": 3,
+        "controlQueueVisibilityTimeout": 3,
+    }
     provider |= durable.pop("storageProvider", {})
     return {"extensions": {"durableTask": {"hubName": hub, "storageProvider": provider, **durable}}}
 

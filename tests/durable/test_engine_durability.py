@@ -26,6 +26,15 @@ async def wait_calls(key: str, n: int) -> None:
     raise AssertionError(f"{key} called {CALLS[key]} times, wanted {n}")
 
 
+async def wait_running(client: DurableOrchestrationClient, iid: str) -> None:
+    for _ in range(200):
+        status = await client.get_status(iid)
+        if status.runtime_status and status.runtime_status.name == "Running":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{iid} never ran")
+
+
 async def test_worker_dying_mid_activity_gets_it_redelivered(make_engine: EngineFactory) -> None:
     key = uuid.uuid4().hex
     GATES[key] = threading.Event()
@@ -33,6 +42,7 @@ async def test_worker_dying_mid_activity_gets_it_redelivered(make_engine: Engine
     client = DurableOrchestrationClient(first.client_binding_json())
     iid = await client.start_new("gated_step", None, key)
     await wait_calls(key, 1)
+    await wait_running(client, iid)  # the episode that scheduled the activity is persisted
     await first.kill()  # the work item stays leased until its visibility timeout (3 s)
     second = await make_engine()
     client = DurableOrchestrationClient(second.client_binding_json())
