@@ -91,3 +91,30 @@ def test_garbage_is_a_validation_error(body: bytes, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         decode_message(body)
     assert info.value.field == field
+
+
+async def test_identity_based_clients_use_the_service_uris() -> None:
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    from relay.errors import SettingsError
+    from relay.storage import StorageClients
+
+    cfg = StorageConfig(
+        queue_uri="https://acct.queue.core.windows.net",
+        table_uri="https://acct.table.core.windows.net",
+        client_id="00000000-0000-0000-0000-000000000001",
+    )
+    clients = StorageClients(cfg)
+    assert isinstance(clients.credential(), ManagedIdentityCredential)
+    assert clients.tables is clients.tables  # one shared pool
+    assert clients.tables.url.startswith("https://acct.table.core.windows.net")
+    q = clients.queue("jobs")
+    assert q.url == "https://acct.queue.core.windows.net/jobs"
+    assert type(q._message_encode_policy).__name__ == "TextBase64EncodePolicy"
+    await q.close()
+    await clients.aclose()
+    default = StorageClients(StorageConfig(queue_uri=cfg.queue_uri, table_uri=cfg.table_uri))
+    assert isinstance(default.credential(), DefaultAzureCredential)
+    await default.aclose()
+    with pytest.raises(SettingsError):
+        _ = StorageClients(StorageConfig(queue_uri=cfg.queue_uri)).tables
