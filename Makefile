@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 
-.PHONY: dev test lint unit integration e2e infra-check bench demo setup clean chromium
+.PHONY: dev test lint bench demo setup clean chromium infra-venv
 
 setup: $(VENV)/.installed node_modules/.installed web/vendor/signalr.min.js
 
@@ -30,12 +30,22 @@ web/vendor/signalr.min.js: node_modules/.installed
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# checkov pins packages that conflict with the app's (openai<1), so infra checks get their
+# own venv; pycep-parser 0.7.1 goes first on its path because checkov's pin cannot parse
+# the `extension` keyword (tests/infra builds this through `make infra-venv`).
+infra-venv: $(INFRA_VENV)/.installed
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || $(PY_BOOT) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target $(INFRA_VENV)/pycep pycep-parser==0.7.1
+	touch $@
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup lint chromium
+test: setup lint chromium infra-venv
 	node --test tests/web/
 	$(PY) -m pytest
 

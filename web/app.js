@@ -58,6 +58,7 @@ async function api(method, path, body, extraHeaders = {}) {
     throw new ApiFailure(0, { error: { code: "unavailable", message: "network error" } });
   }
   const data = await res.json().catch(() => null);
+  if (res.status === 401 && state.platform) location.assign("/.auth/login/aad?post_login_redirect_uri=/");
   if (!res.ok) throw new ApiFailure(res.status, data);
   return data;
 }
