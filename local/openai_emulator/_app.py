@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -183,7 +183,11 @@ def build_app(state: EmulatorState) -> Any:
         Route("/_emulator/reset", stats, methods=["POST"]),
         Route("/_emulator/health", health, methods=["GET"]),
     ]
-    handlers = {WireError: wire_error, 404: not_found, 405: not_found}
+
+    async def gone(request: Request, exc: Exception) -> Response:
+        return Response(status_code=499)  # the client left mid-request: nobody to answer
+
+    handlers = {WireError: wire_error, ClientDisconnect: gone, 404: not_found, 405: not_found}
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.emulator = state
     return _Counted(app, state)

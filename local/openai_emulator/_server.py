@@ -85,7 +85,10 @@ class OpenAIEmulator:
         return self.state.stats
 
     async def start(self) -> OpenAIEmulator:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on such sockets, and
+        # with Nagle on, one small SSE event per delta waits for the peer's delayed ACK.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = int(sock.getsockname()[1])
