@@ -3,11 +3,15 @@ from __future__ import annotations
 import json
 import math
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.__main__ import record
+from bench.batching import simulate
+from bench.traces import TRACES
 from relay.batcher import (
     MAX_SEQ,
     Batch,
@@ -279,3 +283,28 @@ def test_first_nonempty_delta_is_emitted_by_feed(deltas: list[str]) -> None:
             assert all(x.closed_at == float(i) for x in out)
         elif first is None or i < first:
             assert out == []
+
+
+# --- the benchmark's driver (bench/batching.py) ----------------------------------------------
+
+
+def test_bench_counts_follow_from_the_rules() -> None:
+    steady = next(t for t in TRACES if t.name == "steady 100/s")
+    per_delta = simulate(steady, 200, 0, jobs=2)
+    assert per_delta.messages == 200 and per_delta.max_ms == 0
+    # first delta alone, then 9 deltas (0..80 ms after the batch opens) per 90 ms batch
+    batched = simulate(steady, 200, 90, jobs=2)
+    assert batched.messages == 1 + math.ceil(199 / 9)
+    assert batched.units == batched.messages  # small batches: one 2 KB unit each
+    assert 0 < batched.p50_ms <= batched.p95_ms <= batched.max_ms <= 90
+
+
+def test_bench_record_replaces_only_its_section(tmp_path: Path) -> None:
+    doc = tmp_path / "batching.md"
+    doc.write_text(
+        "# Title\n\nprose\n<!-- bench:batching:begin -->\nold\n<!-- bench:batching:end -->\ntail\n"
+    )
+    record("batching", "NEW TABLE", "python -m bench batching", doc)
+    text = doc.read_text()
+    assert "old" not in text and "NEW TABLE" in text and "python -m bench batching" in text
+    assert text.startswith("# Title\n\nprose\n") and text.endswith("-->\ntail\n")
