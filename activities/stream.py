@@ -13,11 +13,11 @@ import re
 from typing import Any
 
 import azure.durable_functions as df
-from relay.streaming import finalize_job as finalize_routine
-from relay.streaming import run_job
 
 from relay.errors import RelayError
 from relay.services import get_services
+from relay.streaming import finalize_job as finalize_routine
+from relay.streaming import run_job
 
 __all__ = ["ActivityFailed", "bp"]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from relay.streaming import finalize_job
 
 from relay.errors import InvalidTransition, JobNotFound, ValidationError
 from relay.intake import decode_message
 from relay.services import get_services
+from relay.streaming import finalize_job
 
 __all__ = ["ORCHESTRATOR", "bp", "start_orchestration"]
 

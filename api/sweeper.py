@@ -16,10 +16,10 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from relay.streaming import finalize_job
 
 from relay.errors import RelayError
 from relay.services import Services, get_services
+from relay.streaming import finalize_job
 
 from .intake import start_orchestration
 
