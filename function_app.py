@@ -5,7 +5,9 @@ import azure.durable_functions as df
 import activities
 import api
 import orchestrations
+from relay import telemetry
 
+telemetry.configure()
 app = df.DFApp()
 
 for blueprint in (*api.blueprints, orchestrations.bp, activities.bp):

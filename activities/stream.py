@@ -18,6 +18,7 @@ from relay.errors import RelayError
 from relay.services import get_services
 from relay.streaming import finalize_job as finalize_routine
 from relay.streaming import run_job
+from relay.telemetry import job_scope
 
 __all__ = ["ActivityFailed", "bp"]
 
@@ -52,13 +53,14 @@ async def stream_job(payload: dict[str, Any]) -> dict[str, Any]:
     job_id = _job_id(payload)
     services = await get_services()
     try:
-        result = await run_job(
-            job_id,
-            store=services.store,
-            llm=services.llm,
-            sender=services.sender,
-            config=services.stream_config,
-        )
+        with job_scope(job_id):
+            result = await run_job(
+                job_id,
+                store=services.store,
+                llm=services.llm,
+                sender=services.sender,
+                config=services.stream_config,
+            )
     except RelayError as exc:
         log.warning("stream attempt failed: %s", exc.code, extra={"jobId": job_id})
         raise ActivityFailed(json.dumps(exc.to_details())) from exc
