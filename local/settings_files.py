@@ -133,7 +133,7 @@ def dev_storage_connection_string(
     )
 
 
-_SECRET_NAME = re.compile(r"key|secret|password|token|connectionstring|storage$", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(key|secret|password|token)$|connectionstring", re.IGNORECASE)
 _SECRET_PART = re.compile(
     r"(AccountKey|AccessKey|SharedAccessSignature|sig|password)=([^;&]+)", re.I
 )
