@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=float, default=0.2)
     p.add_argument("--burst", type=int, default=1, help="deltas released together")
     p.add_argument("--tokens", type=int, default=200, help="default answer length")
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="record when each delta is written (POST /_emulator/timeline drains it)",
+    )
     return p
 
 
@@ -59,6 +64,7 @@ async def _serve(args: argparse.Namespace) -> None:
         deployments=_deployments(args.deployment),
         pacing=pacing,
         reasoning_ttft_ms=args.reasoning_ttft_ms,
+        timeline=args.timeline,
     )
     await emulator.start()
     names = ", ".join(f"{n} ({p.name})" for n, p in emulator.state.deployments.items())

@@ -31,6 +31,7 @@ from ._control import ControlError, parse_control
 from ._plan import make_plan
 from ._profiles import check_options
 from ._stream import ASGIApp, answer_response, stream_response
+from ._timeline import stream_key
 from ._validate import validate
 from ._wire import WireError, azure_error, invalid_request, new_completion_id
 
@@ -89,7 +90,12 @@ async def _chat(request: Request, v1: bool) -> Response:
     state.stats.completions += 1
     if body.get("stream"):
         include = bool((body.get("stream_options") or {}).get("include_usage"))
-        return _Raw(stream_response(plan, meta, include, headers, state.stats, state.stopping))
+        marks = (
+            None if state.timeline is None else state.timeline.open(stream_key(body["messages"]))
+        )
+        return _Raw(
+            stream_response(plan, meta, include, headers, state.stats, state.stopping, marks)
+        )
     return _Raw(answer_response(plan, meta, headers, state.stats, state.stopping))
 
 
@@ -145,6 +151,16 @@ async def stats(request: Request) -> Response:
     return JSONResponse(state.stats.snapshot())
 
 
+async def timeline(request: Request) -> Response:
+    """Drain the delta timeline (404 unless the emulator was started with it on)."""
+    if not is_loopback(request):
+        return JSONResponse({"error": {"code": "403", "message": "local only"}}, 403)
+    state: EmulatorState = request.app.state.emulator
+    if state.timeline is None:
+        return JSONResponse({"error": {"code": "404", "message": "timeline is off"}}, 404)
+    return JSONResponse({"streams": state.timeline.drain()})
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -182,6 +198,7 @@ def build_app(state: EmulatorState) -> Any:
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", stats, methods=["POST"]),
         Route("/_emulator/health", health, methods=["GET"]),
+        Route("/_emulator/timeline", timeline, methods=["POST"]),
     ]
 
     async def gone(request: Request, exc: Exception) -> Response:

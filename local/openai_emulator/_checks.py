@@ -23,6 +23,7 @@ from ._control import parse_control
 from ._pacing import Pacing
 from ._profiles import Profile
 from ._stats import Stats
+from ._timeline import Timeline
 from ._wire import (
     WireError,
     azure_error,
@@ -86,6 +87,7 @@ class EmulatorState:
     stats: Stats = field(default_factory=Stats)
     fault_counts: Counter[str] = field(default_factory=Counter)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    timeline: Timeline | None = None  # opt-in per-delta emission stamps (benchmarks)
 
 
 def _not_found() -> WireError:

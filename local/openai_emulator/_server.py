@@ -22,6 +22,7 @@ from ._checks import API_VERSIONS, EmulatorState
 from ._pacing import Pacing
 from ._profiles import DEFAULT_DEPLOYMENTS, Profile
 from ._stats import Stats
+from ._timeline import Timeline
 
 __all__ = ["DEFAULT_API_KEY", "OpenAIEmulator", "run_in_thread"]
 
@@ -52,6 +53,7 @@ class OpenAIEmulator:
         pacing: Pacing | None = None,
         reasoning_ttft_ms: float | None = None,
         api_versions: frozenset[str] = API_VERSIONS,
+        timeline: bool = False,
     ) -> None:
         profiles = dict(deployments if deployments is not None else DEFAULT_DEPLOYMENTS)
         if reasoning_ttft_ms is not None:
@@ -67,6 +69,7 @@ class OpenAIEmulator:
             pacing=pacing or Pacing(),
             bearer_token=bearer_token,
             api_versions=api_versions,
+            timeline=Timeline() if timeline else None,
         )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -59,7 +60,9 @@ def stream_response(
     headers: dict[str, str],
     stats: Stats,
     stopping: asyncio.Event,
+    marks: list[tuple[float, int]] | None = None,
 ) -> ASGIApp:
+    """The SSE answer; with `marks`, append `(wall time, deltas written)` after each write."""
     tokens, due, n = plan.tokens, plan.due, len(plan.tokens)
     fault = plan.fault
     fault_at = min(plan.control.after, n) if fault in ("stall", "cut") else None
@@ -101,6 +104,8 @@ def stream_response(
             await send({"type": "http.response.body",
                         "body": (role + body) if i == 0 else body, "more_body": True})  # fmt: skip
             stats.tokens += j - i
+            if marks is not None:
+                marks.append((time.time(), j))
             i = j
         tail = b""
         if n == 0:
