@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._plan import Plan
 from ._stats import Stats
+from ._timeline import StreamMarks
 from ._wire import SAFE_FILTER, chunk, completion, filtered_results, prompt_filter_results, sse
 
 __all__ = ["answer_response", "stream_response"]
@@ -60,9 +60,9 @@ def stream_response(
     headers: dict[str, str],
     stats: Stats,
     stopping: asyncio.Event,
-    marks: list[tuple[float, int]] | None = None,
+    marks: StreamMarks | None = None,
 ) -> ASGIApp:
-    """The SSE answer; with `marks`, append `(wall time, deltas written)` after each write."""
+    """The SSE answer; with `marks`, stamp `(wall time, deltas written)` after each write."""
     tokens, due, n = plan.tokens, plan.due, len(plan.tokens)
     fault = plan.fault
     fault_at = min(plan.control.after, n) if fault in ("stall", "cut") else None
@@ -105,7 +105,7 @@ def stream_response(
                         "body": (role + body) if i == 0 else body, "more_body": True})  # fmt: skip
             stats.tokens += j - i
             if marks is not None:
-                marks.append((time.time(), j))
+                marks.add(j)
             i = j
         tail = b""
         if n == 0:
@@ -130,6 +130,8 @@ def stream_response(
             done = await _race(write(send), receive, stopping)
         finally:
             stats.active_streams -= 1
+            if marks is not None:
+                marks.done = True
         if done:
             stats.streams_completed += 1
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Timeline", "stream_key"]
+__all__ = ["StreamMarks", "Timeline", "stream_key"]
 
 
 def stream_key(messages: Sequence[Any]) -> str:
@@ -28,22 +28,36 @@ def stream_key(messages: Sequence[Any]) -> str:
     return ""
 
 
+class StreamMarks:
+    """One stream's stamps: `(wall time, deltas written so far)` after each write."""
+
+    __slots__ = ("done", "key", "marks", "start")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.start = time.time()
+        self.marks: list[tuple[float, int]] = []
+        self.done = False  # set when the response ends, however it ends
+
+    def add(self, count: int) -> None:
+        self.marks.append((time.time(), count))
+
+
 class Timeline:
-    """Per stream: its key, start time and `[time, deltas written so far]` after each write."""
+    """The streams recorded since the last drain; running ones stay until they end."""
 
     def __init__(self, limit: int = 20_000) -> None:
-        self._streams: deque[dict[str, Any]] = deque(maxlen=limit)
+        self._streams: deque[StreamMarks] = deque(maxlen=limit)
 
-    def open(self, key: str) -> list[tuple[float, int]]:
-        marks: list[tuple[float, int]] = []
-        self._streams.append({"key": key, "start": time.time(), "marks": marks})
-        return marks
+    def open(self, key: str) -> StreamMarks:
+        record = StreamMarks(key)
+        self._streams.append(record)
+        return record
 
     def drain(self) -> list[dict[str, Any]]:
-        """Every stream recorded since the last drain (running ones included), then forget."""
-        out = [
-            {"key": s["key"], "start": s["start"], "marks": [list(m) for m in s["marks"]]}
-            for s in self._streams
-        ]
+        """Every finished stream not drained yet; forget those, keep the running ones."""
+        done = [s for s in self._streams if s.done]
+        running = [s for s in self._streams if not s.done]
         self._streams.clear()
-        return out
+        self._streams.extend(running)
+        return [{"key": s.key, "start": s.start, "marks": [list(m) for m in s.marks]} for s in done]
