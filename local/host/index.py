@@ -118,6 +118,19 @@ def _check(spec: FunctionSpec, environ: Mapping[str, str]) -> None:
             name = resolve_expression(str(b.get("queueName", "")), environ, where).lower()
             if not _QUEUE_NAME.match(name):
                 raise IndexError_(f"{where}: binding {b['name']!r}: invalid queue name {name!r}")
+    if spec.trigger_type in HOST_TRIGGERS:
+        # The worker refuses these mismatches when it loads the function; so do we.
+        names = {b["name"] for b in spec.bindings if b["name"] != "$return"}
+        params = {n for n in spec.parameters if n != "context"}
+        if params - names:
+            raise IndexError_(
+                f"{where}: parameters {sorted(params - names)} are declared in Python "
+                "but not bound (add a binding or remove them)"
+            )
+        if names - params - {"context"}:
+            raise IndexError_(
+                f"{where}: bindings {sorted(names - params)} have no Python parameter"
+            )
     if spec.trigger_type == "httpTrigger":
         level = str(spec.trigger.get("authLevel", "function")).lower()
         if level not in ("anonymous", "function", "admin"):
