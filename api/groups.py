@@ -1,7 +1,9 @@
 """Groups and connection claims over HTTP (see relay.groups for the model).
 
 A group's details are visible to its members only; to anyone else it answers 404,
-like a group that does not exist.
+like a group that does not exist. Members who are not the owner get 403 for the
+owner's operations (they know the group exists). The owner cannot leave (409): they
+delete the group instead, which removes every member from the record and from SignalR.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
-from relay.groups import Forbidden, InviteInvalid
+from relay.groups import Forbidden, GroupRecentlyDeleted, InviteInvalid
 from relay.identity import Caller, valid_user_id
 from relay.jobs import validate_connection_id, validate_group_name
 from relay.services import Services
@@ -55,11 +57,7 @@ async def _require_owner(services: Services, group: str, user: str) -> None:
 async def list_groups(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
-    names = await services.groups.groups_of(caller.user_id)
-    out = []
-    for name in names:
-        out.append({"group": name, "owner": await services.groups.owner_of(name)})
-    return json_response({"groups": out})
+    return json_response({"groups": await services.groups.memberships(caller.user_id)})
 
 
 @bp.route(route="api/groups/{group}", methods=["GET"], auth_level=_ANON)
@@ -114,7 +112,10 @@ async def join_group(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
     group = _group(req)
-    if req.route_params.get("userId") != "me":
+    who = req.route_params.get("userId", "")
+    if who != "me":
+        if not valid_user_id(who):
+            raise ApiError(400, "invalid_request", "not a user id", field="userId")
         raise ApiError(403, "forbidden", "you can only add yourself (members/me)")
     body = _optional_json(req)
     unknown = set(body) - {"invite"}
@@ -129,6 +130,9 @@ async def join_group(
         raise ApiError(403, "invite_required", exc.message) from exc
     except InviteInvalid as exc:
         raise ApiError(403, "invalid_invite", exc.message, field="invite") from exc
+    except GroupRecentlyDeleted as exc:
+        retry = str(max(1, round(exc.retry_after or 1)))
+        raise ApiError(409, exc.code, exc.message, headers={"Retry-After": retry}) from exc
     status = 201 if outcome == "created" else 200
     return json_response({"group": group, "userId": caller.user_id, "result": outcome}, status)
 
@@ -142,6 +146,8 @@ async def remove_member(
     who = req.route_params.get("userId", "")
     if who == "me":
         await _require_member(services, group, caller.user_id)
+        if await services.groups.owner_of(group) == caller.user_id:
+            raise ApiError(409, "owner_cannot_leave", "delete the group instead")
         await services.groups.leave(group, caller.user_id)
         return json_response({"group": group, "userId": caller.user_id, "removed": True})
     if not valid_user_id(who):
@@ -169,8 +175,12 @@ async def claim_connection(
     if nonce is None:
         if not await services.signalr.connection_exists(cid):
             raise ApiError(404, "not_found", "no such connection")
-        await services.groups.start_claim(cid, caller.user_id)
-        return json_response({"connectionId": cid, "status": "nonce_sent"}, 202)
+        try:
+            outcome = await services.groups.start_claim(cid, caller.user_id)
+        except Forbidden as exc:
+            raise ApiError(403, "claim_failed", exc.message) from exc
+        return json_response({"connectionId": cid, "status": outcome},
+                             200 if outcome == "bound" else 202)  # fmt: skip
     if not isinstance(nonce, str) or not 0 < len(nonce) <= 200:
         raise ApiError(400, "invalid_request", "the nonce string you received", field="nonce")
     if not await services.groups.finish_claim(cid, caller.user_id, nonce):

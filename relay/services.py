@@ -86,7 +86,13 @@ class Services:
                 ),
             ),
             idempotency=IdempotencyKeys(tables, settings.table_prefix),
-            groups=Groups(tables, settings.table_prefix, signalr),
+            # A deleted group's name stays unusable while one of its jobs may still stream.
+            groups=Groups(
+                tables,
+                settings.table_prefix,
+                signalr,
+                quarantine_s=settings.job_timeout_seconds + _ADMISSION_SLACK_S,
+            ),
             signalr=signalr,
             llm=LLMClient.from_settings(settings),
             sender=TargetSender(signalr),
@@ -115,18 +121,20 @@ class Services:
     # --- who may do what -----------------------------------------------------------
 
     async def can_read(self, user_id: str, record: JobRecord) -> bool:
-        """Owner always; a group job also every member of the group at the time of reading."""
+        """Owner always; a group job also every member of the group at the time of reading
+        (of the group the job was sent to, not of a later group of the same name)."""
         if record.owner == user_id:
             return True
         if record.target.kind == "group":
-            return await self.groups.is_member(record.target.id, user_id)
+            return await self.groups.may_read_job(record.target.id, user_id, record.created_at)
         return False
 
     async def can_cancel(self, user_id: str, record: JobRecord) -> bool:
+        """The job's owner, and for a group job the group's owner."""
         if record.owner == user_id:
             return True
         if record.target.kind == "group":
-            return await self.groups.owner_of(record.target.id) == user_id
+            return await self.groups.may_cancel_job(record.target.id, user_id, record.created_at)
         return False
 
     async def is_group_member(self, group: str, user_id: str) -> bool:
