@@ -10,11 +10,13 @@ stops accepting requests and fetching messages, lets running invocations finish 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,16 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+async def _close_durable_client_session() -> None:
+    """The durable SDK's client keeps one module-level aiohttp session; the worker closes it
+    when it exits, so do we (else aiohttp warns about an unclosed session at exit)."""
+    module = sys.modules.get("azure.durable_functions.models.utils.http_utils")
+    close = getattr(module, "_close_session", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
 
 
 class Host:
@@ -307,6 +319,7 @@ class Host:
             self.log.warning("Invocations still running after %ss; stopping anyway", timeout)
         if self.engine is not None:
             await self.engine.stop()
+        await _close_durable_client_session()
         if self.storage is not None:
             await self.storage.close()
         if self.invoker is not None:

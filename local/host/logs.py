@@ -49,7 +49,11 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 def _timestamp(record: logging.LogRecord) -> str:
     t = datetime.fromtimestamp(record.created, UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # No strftime: it imports at first use, which fails for records logged at interpreter exit.
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}."
+        f"{t.microsecond // 1000:03d}Z"
+    )
 
 
 _base_factory = logging.getLogRecordFactory()
