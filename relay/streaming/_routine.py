@@ -21,12 +21,22 @@ from ..errors import (
 from ..jobs import build_chat_request
 from ..llm import StreamEnd
 from ..store import JobRecord
+from ..telemetry import current_job_id
 from ._run import RunState, send_quietly, status_args
 from ._types import LLMSource, RunResult, RunStore, Sender, StreamConfig
 
 __all__ = ["finalize_job", "run_job"]
 
 log = logging.getLogger("relay.streaming")
+
+
+def _log_extra(job_id: str, attempt: int) -> dict[str, Any]:
+    """Log fields of one attempt. Inside `job_scope(job_id)` the record factory already sets
+    `jobId`, and logging raises KeyError when `extra` overwrites a record attribute, which
+    would fail the attempt over a log line: so `jobId` goes in only outside the scope."""
+    if current_job_id() == job_id:
+        return {"attempt": attempt}
+    return {"jobId": job_id, "attempt": attempt}
 
 
 async def _stop(*tasks: asyncio.Task[None]) -> None:
@@ -73,7 +83,7 @@ async def run_job(
     except InvalidTransition:
         record = await store.get_job(job_id, with_request=False)  # already ended: say how
         return RunResult(job_id, record.status, record.attempt, record.last_seq)
-    extra = {"jobId": job_id, "attempt": run.attempt}
+    extra = _log_extra(job_id, run.attempt)
     log.info("stream attempt started", extra=extra)
     if run.record.request is None:
         erased = ValidationError("request", "the job's request was erased")
