@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
 log = logging.getLogger("relay.api")
 
 MAX_BODY_BYTES = 256 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
 
 
@@ -94,9 +96,38 @@ def read_json(req: func.HttpRequest, *, max_bytes: int = MAX_BODY_BYTES) -> Any:
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        return json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON", field="body") from None
+    except RecursionError:  # "[[[[..." nested past the parser's stack: hostile, not a fault
+        raise ApiError(400, "invalid_json", "the body is nested too deeply", field="body") from None
+    where = _lone_surrogate(value)
+    if where is not None:
+        raise ApiError(400, "invalid_request", "contains a lone surrogate (\\ud800-\\udfff)",
+                       field=where)  # fmt: skip
+    return value
+
+
+def _lone_surrogate(value: object) -> str | None:
+    """Where a JSON escape such as "\\ud800" decoded to a lone surrogate, else None.
+
+    Such a string cannot be encoded as UTF-8, so it would fail later (in a table write, a
+    hash, a log line), far from the caller. Iterative: the document may be deeply nested.
+    """
+    stack: list[tuple[str, object]] = [("body", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if _SURROGATE.search(key):
+                    return path
+                stack.append((key if path == "body" else f"{path}.{key}", sub))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", sub) for i, sub in enumerate(item))
+    return None
 
 
 def _map(exc: Exception) -> func.HttpResponse:
