@@ -64,6 +64,11 @@ async def stream_job(payload: dict[str, Any]) -> dict[str, Any]:
     except RelayError as exc:
         log.warning("stream attempt failed: %s", exc.code, extra={"jobId": job_id})
         raise ActivityFailed(json.dumps(exc.to_details())) from exc
+    except Exception:
+        # A bug, not a service failure: keep the trace in the log; the orchestrator sees
+        # an unknown, non-retryable failure and fails the job with a reason.
+        log.exception("stream attempt crashed", extra={"jobId": job_id})
+        raise
     out = result.to_dict()
     if out.get("status") in _FINAL:
         await services.release(job_id)

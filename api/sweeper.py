@@ -30,6 +30,7 @@ log = logging.getLogger("relay.sweeper")
 
 QUEUED_GRACE = timedelta(minutes=2)
 _LIVE = {"Pending", "Running", "ContinuedAsNew"}
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 async def _runtime(client: Any, job_id: str) -> str | None:
@@ -65,7 +66,9 @@ async def sweep(services: Services, client: Any, now: datetime | None = None) ->
     done = [df.OrchestrationRuntimeStatus.Completed, df.OrchestrationRuntimeStatus.Failed,
             df.OrchestrationRuntimeStatus.Terminated]  # fmt: skip
     try:
-        await client.purge_instance_history_by(created_time_to=cutoff, runtime_status=done)
+        await client.purge_instance_history_by(
+            created_time_from=_EPOCH, created_time_to=cutoff, runtime_status=done
+        )
     except Exception as exc:  # purging history is housekeeping; never fail the sweep for it
         log.warning("durable history purge failed: %s", type(exc).__name__)
     await services.admission.sweep(time.time())
