@@ -1,0 +1,94 @@
+"""The sweeper against a real Azurite: stuck jobs reconciled, expired rows removed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from api.sweeper import sweep
+from local.signalr_emulator import run_in_thread
+from relay.jobs import JobRequest, Target
+from relay.services import Services
+from relay.settings import load_settings
+
+pytestmark = pytest.mark.azurite
+
+
+class FakeDurableClient:
+    """The durable client boundary: which orchestrations exist and what was started."""
+
+    def __init__(self, live: set[str]) -> None:
+        self.live = live
+        self.started: list[str] = []
+        self.purged = 0
+
+    async def get_status(self, instance_id: str) -> Any:
+        status = "Running" if instance_id in self.live else None
+        return SimpleNamespace(runtime_status=SimpleNamespace(value=status) if status else None)
+
+    async def start_new(self, name: str, instance_id: str, spec: dict[str, Any]) -> str:
+        self.started.append(instance_id)
+        return instance_id
+
+    async def purge_instance_history_by(self, **kwargs: Any) -> None:
+        assert kwargs["created_time_from"] < kwargs["created_time_to"]
+        self.purged += 1
+
+
+@pytest.fixture
+async def services(storage_connection_string: str) -> AsyncIterator[Services]:
+    with run_in_thread(port=0) as sig:
+        env = {
+            "AzureWebJobsStorage": storage_connection_string,
+            "AzureSignalRConnectionString": sig.connection_string,
+            "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9",
+            "AZURE_OPENAI_DEPLOYMENT": "chat",
+            "TABLE_PREFIX": f"sweep{int(time.time() * 1000) % 10**9}",
+            "JOBS_QUEUE": f"sweep{int(time.time() * 1000) % 10**9}",
+            "JOB_TIMEOUT_SECONDS": "10",
+        }
+        s = Services.build(load_settings(env))
+        await s.ensure()
+        try:
+            yield s
+        finally:
+            await s.aclose()
+
+
+async def _job(s: Services, job_id: str, owner: str = "u1") -> None:
+    req = JobRequest(prompt="p", messages=None, system=None, max_tokens=None,
+                     temperature=None, group_name=None, connection_id=None)  # fmt: skip
+    await s.admission.reserve(owner, job_id)
+    await s.store.create_job(job_id, owner, req, Target("user", owner), time.time())
+
+
+async def test_stuck_jobs_are_reconciled(services: Services) -> None:
+    queued, starting, lost, live = ("a" * 32, "b" * 32, "c" * 32, "d" * 32)
+    for job_id in (queued, starting, lost, live):
+        await _job(services, job_id)
+    await services.store.transition(starting, "starting")
+    for job_id in (lost, live):
+        await services.store.transition(job_id, "starting")
+        await services.store.claim_attempt(job_id)
+    client = FakeDurableClient(live={live})
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    counts = await sweep(services, client, now=later)
+    assert counts["requeued"] == 1 and counts["restarted"] == 1 and counts["failed"] == 1
+    assert client.started == [starting]
+    assert (await services.store.get_job(lost)).status == "failed"
+    assert (await services.store.get_job(live)).status == "running"
+    assert client.purged == 1
+    # The failed job no longer counts against its owner's concurrency.
+    await services.admission.reserve("u1", "e" * 32)
+
+
+async def test_nothing_to_do_changes_nothing(services: Services) -> None:
+    await _job(services, "f" * 32)
+    counts = await sweep(services, FakeDurableClient(set()))
+    assert counts == {"requeued": 0, "restarted": 0, "failed": 0, "purged": 0}
+    assert (await services.store.get_job("f" * 32)).status == "queued"
