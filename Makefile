@@ -53,7 +53,12 @@ dev: setup
 	$(PY) -m local.dev
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(ARGS)
+
+# A terminal client against a running stack (`make dev` in another terminal):
+#   make demo ARGS='--user alice --prompt "Explain tides"'
+demo: setup
+	$(PY) -m local.demo $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
