@@ -29,6 +29,13 @@ STREAM_ACTIVITY = "stream_job"
 FINALIZE_ACTIVITY = "finalize_job"
 CANCEL_EVENT = "cancel"
 
+# What ends a job from outside the run.
+_CANCELED: dict[str, Any] = {"status": "canceled", "error": None}
+_TIMED_OUT: dict[str, Any] = {
+    "status": "failed",
+    "error": {"code": "timeout", "message": "the job ran out of time"},
+}
+
 
 def _failed(task: Any) -> bool:
     return bool(task.is_completed) and isinstance(task.result, Exception)
@@ -53,13 +60,8 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, 
         if winner is run and not _failed(run):
             timeout.cancel()
             return run.result
-        if winner is cancel:
-            final = {"status": "canceled", "error": None}
-        elif winner is timeout:
-            final = {
-                "status": "failed",
-                "error": {"code": "timeout", "message": "the job ran out of time"},
-            }
+        if winner is cancel or winner is timeout:
+            final = _CANCELED if winner is cancel else _TIMED_OUT
         else:
             details = error_from_details(str(run.result))
             if details.get("code") in ("canceled", "superseded"):
@@ -82,13 +84,8 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, 
             context.set_custom_status({"attempt": attempt, "phase": "backoff", "delayS": delay})
             backoff = context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
             winner = yield context.task_any([backoff, cancel, timeout])
-            if winner is cancel:
-                final = {"status": "canceled", "error": None}
-            elif winner is timeout:
-                final = {
-                    "status": "failed",
-                    "error": {"code": "timeout", "message": "the job ran out of time"},
-                }
+            if winner is cancel or winner is timeout:
+                final = _CANCELED if winner is cancel else _TIMED_OUT
 
     if final["status"] == "superseded":
         # Another attempt owns the job (an activity delivered twice); it will finish it.
