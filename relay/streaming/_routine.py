@@ -28,6 +28,7 @@ from ._types import LLMSource, RunResult, RunStore, Sender, StreamConfig
 __all__ = ["finalize_job", "run_job"]
 
 log = logging.getLogger("relay.streaming")
+FINAL_SEND_TIMEOUT_S = 5.0  # finalize_job's bound on its status message (see send_quietly)
 
 
 def _log_extra(job_id: str, attempt: int) -> dict[str, Any]:
@@ -130,7 +131,9 @@ async def _end_completed(state: RunState, extra: dict[str, Any]) -> RunResult:
         log.info("stream attempt ended but the job moved on: %s", exc.code, extra=extra)
         return RunResult(state.run.job_id, "stopped", state.run.attempt, state.last_seq)
     args = status_args(record, _state.COMPLETED, state.last_seq, usage=usage)
-    await send_quietly(state.sender, state.target, "status", args)
+    await send_quietly(
+        state.sender, state.target, "status", args, state.config.final_send_timeout_s
+    )
     log.info("stream attempt completed", extra={**extra, "delivery": state.delivery})
     return RunResult(
         state.run.job_id,
@@ -151,7 +154,9 @@ async def _end_canceled(state: RunState, extra: dict[str, Any]) -> RunResult:
             state.run, _state.CANCELED, metrics=metrics, delivery=state.delivery
         )
     args = status_args(state.run, _state.CANCELED, state.last_seq)
-    await send_quietly(state.sender, state.target, "status", args)
+    await send_quietly(
+        state.sender, state.target, "status", args, state.config.final_send_timeout_s
+    )
     log.info("stream attempt canceled", extra=extra)
     run = state.run
     return RunResult(
@@ -169,7 +174,9 @@ async def _end_failed_attempt(
     # The job is still running: the orchestrator may start another attempt.
     code = {"code": error.code, "message": error.message}
     args = status_args(state.run, _state.RUNNING, state.last_seq, error=code)
-    await send_quietly(state.sender, state.target, "status", args)
+    await send_quietly(
+        state.sender, state.target, "status", args, state.config.final_send_timeout_s
+    )
     log.warning("stream attempt failed: %s", error.code, extra=extra)
     raise error
 
@@ -197,5 +204,5 @@ async def finalize_job(
         except InvalidTransition:
             record = await store.get_job(job_id, with_request=False)
     args = status_args(record, record.status, record.last_seq, error=record.error)
-    await send_quietly(sender, record.target, "status", args)
+    await send_quietly(sender, record.target, "status", args, FINAL_SEND_TIMEOUT_S)
     return record

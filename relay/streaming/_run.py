@@ -34,12 +34,23 @@ def status_args(
     return [body]
 
 
-async def send_quietly(sender: Sender, target: Target, name: str, args: list[Any]) -> bool:
-    """Send one message; SignalR trouble is logged (code only), never raised."""
+async def send_quietly(
+    sender: Sender, target: Target, name: str, args: list[Any], timeout_s: float | None = None
+) -> bool:
+    """Send one message; SignalR trouble is logged (code only), never raised.
+
+    `timeout_s` bounds the whole send, the client's own retries included: the final status
+    of a run must not hold the run (and the user's admission slot) while SignalR hangs;
+    clients learn the final status from the status endpoint as well.
+    """
     try:
-        await sender.send(target, name, args)
+        async with asyncio.timeout(timeout_s):
+            await sender.send(target, name, args)
     except SignalRError as exc:
         log.warning("signalr send of %s failed: %s", name, exc.code)
+        return False
+    except TimeoutError:
+        log.warning("signalr send of %s gave up after %ss", name, timeout_s)
         return False
     return True
 

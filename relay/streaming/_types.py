@@ -55,6 +55,7 @@ class StreamConfig:
     default_max_tokens: int = 1024
     heartbeat_s: float = 2.0  # idle runs flush this often (cancel checks, liveness)
     drain_timeout_s: float = 15.0  # longest wait for the last sends at the end of a run
+    final_send_timeout_s: float = 5.0  # longest wait for a run's final status message
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ __all__ = [
     "make_app_dir",
     "restart_host",
     "verify",
+    "wait_durable_done",
 ]
 
 TERMINAL = {"completed", "failed", "canceled"}
