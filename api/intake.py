@@ -83,7 +83,9 @@ async def intake_poison(msg: func.QueueMessage) -> None:
         log.warning("dropped a malformed poison message", extra={"messageId": msg.id})
         return
     try:
-        record = await services.store.get_job(job.job_id)
+        # Without the request: a record whose request cannot be read (one reason a message
+        # ends up here) must still be failable.
+        record = await services.store.get_job(job.job_id, with_request=False)
     except JobNotFound:
         return
     if record.status in ("queued", "starting"):

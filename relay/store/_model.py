@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from ..errors import RelayError
+from ..errors import RelayError, StoreError, ValidationError
 from ..jobs import JobRequest, Target
 
 __all__ = [
@@ -230,7 +230,12 @@ def record_from_entity(
     inline = int(entity.get("reqInline") or 0)
     if overflow is not None and inline and not entity.get("erased"):
         pieces = [str(entity.get(f"req{i}") or "") for i in range(inline)]
-        request = JobRequest.from_dict(json.loads("".join(pieces + (overflow or []))))
+        try:
+            request = JobRequest.from_dict(json.loads("".join(pieces + (overflow or []))))
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+            # A damaged record must surface as a store failure (typed, no trace, no 500),
+            # never as a bare ValueError from deep in a trigger.
+            raise StoreError("the job's stored request is unreadable") from exc
     error_code = entity.get("errorCode")
     created = _epoch(entity.get("createdAt"))
     return JobRecord(
