@@ -61,7 +61,8 @@ def _int_param(req: func.HttpRequest, name: str, default: int, lo: int, hi: int)
     raw = req.params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    # isascii: str.isdigit and int() also take other scripts' digits ("１", "٣").
+    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
         raise ApiError(400, "invalid_request", f"must be an integer from {lo} to {hi}", field=name)
     return int(raw)
 

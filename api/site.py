@@ -88,7 +88,7 @@ def _page(rel: str) -> Path | None:
         target = (WEB_ROOT / rel).resolve()
         if WEB_ROOT not in target.parents or not target.is_file():
             return None
-    except (OSError, ValueError):  # too long a name, a loop of links, a NUL byte
+    except (OSError, RuntimeError, ValueError):  # too long a name, a link loop, a NUL byte
         return None
     return target
 
