@@ -11,6 +11,7 @@ import { plainJobError, plainRetry } from "./messages.js";
 const TERMINAL = ["completed", "failed", "canceled"];
 const WATCH_MS = 2000;
 const GAP_MS = 250;
+const EARLY_MAX = 200;
 
 export class AnswerView {
   // els: {text, status, metrics, cancel, title}; hooks: {ended(job), error(err), changed()}
@@ -27,6 +28,7 @@ export class AnswerView {
     this.catching = null;
     this.retryNote = "";
     this.endedFor = null;
+    this.early = []; // deltas of jobs not on screen yet (a job can start before POST returns)
   }
 
   get jobId() {
@@ -48,6 +50,7 @@ export class AnswerView {
     this.showStatus("Waiting for the answer…", "queued");
     this.render();
     this.watch();
+    for (const m of this.early.splice(0)) if (m.jobId === jobId) this.onDelta(m);
     await this.catchUp();
   }
 
@@ -62,7 +65,12 @@ export class AnswerView {
 
   onDelta(msg) {
     const job = this.job;
-    if (!job || !msg || msg.jobId !== job.jobId) return;
+    if (!msg) return;
+    if (!job || msg.jobId !== job.jobId) {
+      this.early.push(msg);
+      if (this.early.length > EARLY_MAX) this.early.shift();
+      return;
+    }
     this.received += 1;
     this.lastHeard = Date.now();
     if (job.apply(msg)) this.schedule();

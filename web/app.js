@@ -153,7 +153,11 @@ async function cancel() {
 
 const live = new Live({
   state: (s) => { $("conn").dataset.state = s; $("conn").textContent = s; },
-  delta: (m) => answer.onDelta(m),
+  delta: (m) => {
+    answer.onDelta(m);
+    // For tools and tests that watch what reaches this tab (no effect on the page).
+    window.dispatchEvent(new CustomEvent("relay:delta", { detail: m }));
+  },
   status: (m) => {
     answer.onStatus(m);
     if (m && m.jobId !== answer.jobId && m.status !== "running") recent.load();
