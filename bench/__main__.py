@@ -1,6 +1,7 @@
 """`python -m bench [name ...] [--jobs N] [--no-write]`: run benchmarks, print and record them.
 
-Each benchmark returns Markdown; it is printed and written into docs/<name>.md between the
+Each benchmark returns Markdown; it is printed and written into its page (DOCS: docs/<page>.md,
+docs/<name>.md when unlisted) between the
 `<!-- bench:<name>:begin -->` and `<!-- bench:<name>:end -->` markers (appended if missing),
 with the command, machine and date, so the prose around it stays hand-written.
 """
@@ -15,12 +16,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import batching
+from . import batching, pipeline
 
 __all__ = ["BENCHMARKS", "machine", "main", "record"]
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS: dict[str, Callable[[int], str]] = {"batching": batching.run}
+BENCHMARKS: dict[str, Callable[[int], str]] = {"batching": batching.run, "pipeline": pipeline.run}
+DOCS = {"pipeline": "benchmarks"}  # benchmark -> docs page, when not docs/<name>.md
 
 
 def machine() -> str:
@@ -59,7 +61,8 @@ def record(name: str, body: str, command: str, path: Path | None = None) -> Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
-    parser.add_argument("--jobs", type=int, default=20, help="simulated jobs per row")
+    parser.add_argument("--jobs", type=int, default=20,
+                        help="simulated jobs per row (batching); warm jobs (pipeline)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         body = BENCHMARKS[name](args.jobs)
         print(f"## {name}\n\n{body}\n")
         if not args.no_write:
-            print(f"written to {record(name, body, command.strip())}", file=sys.stderr)
+            page = ROOT / "docs" / f"{DOCS.get(name, name)}.md"
+            print(f"written to {record(name, body, command.strip(), page)}", file=sys.stderr)
     return 0
 
 
