@@ -135,15 +135,18 @@ export class Recent {
   constructor(els, hooks) {
     this.els = els;
     this.hooks = hooks;
+    this.loads = 0; // a slower, older answer must not overwrite a newer list
   }
 
   async load() {
+    const mine = ++this.loads;
     let jobs;
     try {
       ({ jobs } = await api("GET", "/api/jobs?limit=10"));
     } catch (err) {
       return this.hooks.error(err);
     }
+    if (mine !== this.loads) return;
     const current = this.hooks.current();
     const items = jobs.map((j) => {
       const when = new Date(j.createdAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
