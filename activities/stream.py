@@ -52,8 +52,8 @@ def _job_id(payload: Any) -> str:
 async def stream_job(payload: dict[str, Any]) -> dict[str, Any]:
     job_id = _job_id(payload)
     services = await get_services()
-    try:
-        with job_scope(job_id):
+    with job_scope(job_id):
+        try:
             result = await run_job(
                 job_id,
                 store=services.store,
@@ -61,14 +61,14 @@ async def stream_job(payload: dict[str, Any]) -> dict[str, Any]:
                 sender=services.sender,
                 config=services.stream_config,
             )
-    except RelayError as exc:
-        log.warning("stream attempt failed: %s", exc.code, extra={"jobId": job_id})
-        raise ActivityFailed(json.dumps(exc.to_details())) from exc
-    except Exception:
-        # A bug, not a service failure: keep the trace in the log; the orchestrator sees
-        # an unknown, non-retryable failure and fails the job with a reason.
-        log.exception("stream attempt crashed", extra={"jobId": job_id})
-        raise
+        except RelayError as exc:
+            log.warning("stream attempt failed: %s", exc.code)
+            raise ActivityFailed(json.dumps(exc.to_details())) from exc
+        except Exception:
+            # A bug, not a service failure: keep the trace in the log; the orchestrator
+            # sees an unknown, non-retryable failure and fails the job with a reason.
+            log.exception("stream attempt crashed")
+            raise
     out = result.to_dict()
     if out.get("status") in _FINAL:
         await services.release(job_id)

@@ -17,8 +17,9 @@ import azure.functions as func
 
 from relay.errors import InvalidTransition, JobNotFound, ValidationError
 from relay.intake import decode_message
-from relay.services import get_services
+from relay.services import Services, get_services
 from relay.streaming import finalize_job
+from relay.telemetry import job_scope
 
 __all__ = ["ORCHESTRATOR", "bp", "start_orchestration"]
 
@@ -47,15 +48,19 @@ async def intake(msg: func.QueueMessage, client: Any) -> None:
     except ValidationError:
         log.warning("dropped a malformed jobs message", extra={"messageId": msg.id})
         return
-    extra = {"jobId": job.job_id, "dequeueCount": msg.dequeue_count}
+    with job_scope(job.job_id):
+        await _start(services, client, job.job_id, {"dequeueCount": msg.dequeue_count})
+
+
+async def _start(services: Services, client: Any, job_id: str, extra: dict[str, Any]) -> None:
     try:
-        record = await services.store.get_job(job.job_id)
+        record = await services.store.get_job(job_id)
     except JobNotFound:
         log.warning("jobs message for an unknown job", extra=extra)
         return
     if record.status == "queued":
         try:
-            await services.store.transition(job.job_id, "starting", etag=record.etag)
+            await services.store.transition(job_id, "starting", etag=record.etag)
         except InvalidTransition:
             log.info("job moved on meanwhile; nothing to start", extra=extra)
             return
@@ -63,11 +68,11 @@ async def intake(msg: func.QueueMessage, client: Any) -> None:
         log.info("duplicate jobs message ignored (job is %s)", record.status, extra=extra)
         return
     spec = {
-        "jobId": job.job_id,
+        "jobId": job_id,
         "maxAttempts": services.settings.job_max_attempts,
         "timeoutS": services.settings.job_timeout_seconds,
     }
-    started = await start_orchestration(client, job.job_id, spec)
+    started = await start_orchestration(client, job_id, spec)
     log.info("orchestration %s", "started" if started else "already live", extra=extra)
 
 
@@ -93,4 +98,5 @@ async def intake_poison(msg: func.QueueMessage) -> None:
         await finalize_job(job.job_id, "failed", error, store=services.store,
                            sender=services.sender)  # fmt: skip
         await services.admission.release(record.owner, record.job_id)
-        log.warning("job failed from the poison queue", extra={"jobId": job.job_id})
+        with job_scope(job.job_id):
+            log.warning("job failed from the poison queue")

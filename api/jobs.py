@@ -21,6 +21,7 @@ from relay.intake import encode_message
 from relay.jobs import parse_job_request
 from relay.services import Services
 from relay.store import JobRecord
+from relay.telemetry import job_scope
 
 from ._http import (
     ApiError,
@@ -100,7 +101,8 @@ async def create_job(
     # once instead of waiting for its next poll. A lost enqueue leaves the job queued in
     # the store, and the sweeper re-enqueues it.
     outmsg.set(encode_message(job_id, caller.user_id))
-    log.info("job accepted", extra={"jobId": job_id, "target": target.kind})
+    with job_scope(job_id):
+        log.info("job accepted", extra={"target": target.kind})
     out = {"jobId": job_id, "status": "queued", **_links(job_id)}
     return json_response(out, 202, {"Location": f"/api/jobs/{job_id}"})
 
@@ -169,9 +171,8 @@ async def cancel_job(
         try:
             await client.raise_event(record.job_id, "cancel", None)
         except Exception as exc:  # not started yet, or already finished: the flag suffices
-            log.info(
-                "cancel event not delivered", extra={"jobId": record.job_id, "why": str(exc)[:80]}
-            )
+            with job_scope(record.job_id):
+                log.info("cancel event not delivered", extra={"why": type(exc).__name__})
     return json_response({"jobId": record.job_id, "status": record.status}, 202)
 
 

@@ -21,7 +21,7 @@ from ..errors import (
 from ..jobs import build_chat_request
 from ..llm import StreamEnd
 from ..store import JobRecord
-from ..telemetry import current_job_id
+from ..telemetry import job_scope
 from ._run import RunState, send_quietly, status_args
 from ._types import LLMSource, RunResult, RunStore, Sender, StreamConfig
 
@@ -29,15 +29,6 @@ __all__ = ["finalize_job", "run_job"]
 
 log = logging.getLogger("relay.streaming")
 FINAL_SEND_TIMEOUT_S = 5.0  # finalize_job's bound on its status message (see send_quietly)
-
-
-def _log_extra(job_id: str, attempt: int) -> dict[str, Any]:
-    """Log fields of one attempt. Inside `job_scope(job_id)` the record factory already sets
-    `jobId`, and logging raises KeyError when `extra` overwrites a record attribute, which
-    would fail the attempt over a log line: so `jobId` goes in only outside the scope."""
-    if current_job_id() == job_id:
-        return {"attempt": attempt}
-    return {"jobId": job_id, "attempt": attempt}
 
 
 async def _stop(*tasks: asyncio.Task[None]) -> None:
@@ -73,8 +64,24 @@ async def run_job(
 
     Returns the outcome for completed, canceled and superseded runs; raises the typed
     `LLMError` after recording a failed attempt's text and error (the orchestrator decides
-    on a retry), and `StoreError` when the job cannot be recorded.
+    on a retry), and `StoreError` when the job cannot be recorded. Every log record of the
+    run carries the job id (`relay.telemetry.job_scope`).
     """
+    with job_scope(job_id):
+        return await _run_job(
+            job_id, store=store, llm=llm, sender=sender, config=config, clock=clock
+        )
+
+
+async def _run_job(
+    job_id: str,
+    *,
+    store: RunStore,
+    llm: LLMSource,
+    sender: Sender,
+    config: StreamConfig,
+    clock: Callable[[], float],
+) -> RunResult:
     started = clock()
     try:
         run = await store.claim_attempt(job_id)
@@ -84,7 +91,9 @@ async def run_job(
     except InvalidTransition:
         record = await store.get_job(job_id, with_request=False)  # already ended: say how
         return RunResult(job_id, record.status, record.attempt, record.last_seq)
-    extra = _log_extra(job_id, run.attempt)
+    # No `jobId` in `extra`: the job scope puts it on every record, and logging raises
+    # KeyError when `extra` names an attribute the record already has.
+    extra = {"attempt": run.attempt}
     log.info("stream attempt started", extra=extra)
     if run.record.request is None:
         erased = ValidationError("request", "the job's request was erased")

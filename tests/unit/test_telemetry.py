@@ -23,3 +23,19 @@ def test_aad_authentication_string_is_parsed() -> None:
     assert telemetry._aad_client_id("ClientId=abc;Authorization=AAD") == "abc"
     assert telemetry._aad_client_id("Authorization=AAD") == ""
     assert telemetry._aad_client_id("") is None
+
+
+def test_no_code_passes_the_job_id_as_log_extra() -> None:
+    """Inside a job scope the record already has `jobId`; an `extra` naming it again makes
+    logging raise KeyError (which once failed every attempt). Use `job_scope` instead."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("relay", "api", "activities", "orchestrations")
+        for path in (root / folder).rglob("*.py")
+        if re.search(r"extra\s*=\s*\{[^}]*[\"']jobId[\"']", path.read_text())
+    ]
+    assert offenders == []
