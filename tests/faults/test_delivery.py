@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
@@ -41,8 +41,8 @@ async def _put(stack: FaultStack, queue: str, job_id: str, owner: str) -> None:
 async def _count(stack: FaultStack, queue: str) -> int:
     async with QueueClient.from_connection_string(stack.storage, queue) as client:
         try:
-            return len([m async for m in client.peek_messages(max_messages=32)])
-        except Exception:
+            return len(await client.peek_messages(max_messages=32))
+        except ResourceNotFoundError:
             return 0
 
 
