@@ -43,6 +43,16 @@ _HOME = (
 )
 
 
+def _own_origins(host: str) -> set[str]:
+    name, _, port = host.rpartition(":")
+    if name not in _LOOPBACK_NAMES or not port.isdigit():
+        return set()
+    return {f"http://{loopback}:{port}" for loopback in _LOOPBACK_NAMES}
+
+
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
 @dataclass(frozen=True)
 class HttpLimits:
     max_body_bytes: int = 104_857_600
@@ -100,11 +110,16 @@ class HttpFront:
         )
         self.accepting = True
 
-    def _origin_allowed(self, origin: str) -> bool:
-        return "*" in self.origins or origin.lower().rstrip("/") in self.origins
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        origin = origin.lower().rstrip("/")
+        if "*" in self.origins or origin in self.origins:
+            return True
+        # The host's own origin (any port: tests run it on free ports) is same-origin. Only
+        # loopback names count, so a DNS-rebound name cannot pass as the host itself.
+        return host is not None and origin in _own_origins(host.lower())
 
-    def _cors_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
-        if origin is None or not self._origin_allowed(origin):
+    def _cors_headers(self, origin: str | None, host: str | None) -> list[tuple[bytes, bytes]]:
+        if origin is None or not self._origin_allowed(origin, host):
             return []
         wildcard = "*" in self.origins and not self._credentials
         out = [(b"access-control-allow-origin", b"*" if wildcard else origin.encode())]
@@ -152,7 +167,7 @@ class HttpFront:
         if len(raw_path) + len(query) + 1 > MAX_URL_BYTES:
             return 414, [], b""
         origin = headers.get("origin")
-        cors = self._cors_headers(origin)
+        cors = self._cors_headers(origin, headers.get("host"))
         cross_origin = origin is not None and not cors
         if method == "OPTIONS" and origin and "access-control-request-method" in headers:
             if not cors:

@@ -20,6 +20,7 @@ from local.azurite import free_port
 from local.openai_emulator import DEFAULT_API_KEY, expected_answer
 from local.openai_emulator import run_in_thread as openai_in_thread
 from local.signalr_emulator import run_in_thread as signalr_in_thread
+from local.signalr_emulator.core import EmulatorOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,8 +141,12 @@ def kill_host(stack: Stack) -> None:
 
 @contextlib.contextmanager
 def local_stack(storage: str, log: Path, **settings: str) -> Iterator[Stack]:
-    with signalr_in_thread(port=0) as sig, openai_in_thread(port=0) as oai:
-        base = f"http://127.0.0.1:{free_port()}"
+    # The host's port is chosen first: the page's origin is the host's own, and the
+    # SignalR emulator must allow it for a browser's cross-origin negotiate.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    options = EmulatorOptions(cors_origins=(base, f"http://localhost:{port}"))
+    with signalr_in_thread(port=0, options=options) as sig, openai_in_thread(port=0) as oai:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "Azure"))}
         example = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
         env.update(example)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from local.openai_emulator import expected_answer
 from tests.clients.listener import NodeListener
 
 from .contract import deltas_of, final_text
@@ -130,3 +131,17 @@ def test_idempotency_key_returns_the_same_job(stack: Stack) -> None:
     assert first.body["jobId"] == second.body["jobId"] != other.body["jobId"]
     listed = stack.request("GET", "/api/jobs", user="gina").body["jobs"]
     assert [j["jobId"] for j in listed] == [first.body["jobId"]]
+
+
+def test_a_continued_conversation_gets_its_own_answer(stack: Stack) -> None:
+    p1 = "First [[emulator tokens=20 rate=500 ttft_ms=0]]"
+    j1 = stack.request("POST", "/api/jobs", {"prompt": p1}, user="conv").body["jobId"]
+    a1 = stack.wait_status(j1, {"completed"}, user="conv")["text"]
+    msgs = [
+        {"role": "user", "content": p1},
+        {"role": "assistant", "content": a1},
+        {"role": "user", "content": "Second [[emulator tokens=20 rate=500 ttft_ms=0]]"},
+    ]
+    j2 = stack.request("POST", "/api/jobs", {"messages": msgs}, user="conv").body["jobId"]
+    a2 = stack.wait_status(j2, {"completed"}, user="conv")["text"]
+    assert a2 == expected_answer(msgs, max_tokens=1024)

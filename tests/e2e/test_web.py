@@ -14,9 +14,8 @@ from playwright.sync_api import Browser
 from local.azurite import Azurite
 
 from .conftest import ARTIFACTS
-from .stack import Stack, expected_text
+from .stack import Stack, expected_text, local_stack
 from .web_browser import PageDriver, chromium
-from .web_stack import host_refuses_own_origin, web_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +37,9 @@ window.addEventListener("relay:delta", (e) => {
 @pytest.fixture(scope="module")
 def web(azurite: Azurite) -> Iterator[Stack]:
     log = ARTIFACTS / "web-host.log"
-    with web_stack(azurite.connection_string, log, USER_JOBS_PER_MINUTE=str(JOBS_PER_MINUTE)) as s:
+    with local_stack(
+        azurite.connection_string, log, USER_JOBS_PER_MINUTE=str(JOBS_PER_MINUTE)
+    ) as s:
         yield s
 
 
@@ -50,11 +51,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def person(web: Stack, browser: Browser) -> Iterator[callable]:  # type: ignore[valid-type]
-    strip = host_refuses_own_origin(web.base)
     opened: list[PageDriver] = []
 
     def make(**ctx: object) -> PageDriver:
-        driver = PageDriver(browser, web.base, strip_origin=strip, **ctx)
+        driver = PageDriver(browser, web.base, **ctx)
         driver.page.add_init_script(_COUNT_DELTAS)
         opened.append(driver)
         return driver

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 __all__ = ["CHROMIUM", "SHOTS", "PageDriver", "chromium"]
 
@@ -36,29 +35,17 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-def _without_origin(route: Route) -> None:
-    headers = {k: v for k, v in route.request.headers.items() if k.lower() != "origin"}
-    # A page closed while a call is in flight disposes the route: nothing is left to answer.
-    with contextlib.suppress(PlaywrightError):
-        route.fulfill(response=route.fetch(headers=headers))
-
-
 class PageDriver:
     """One browser context (one person) with one page on the app's base URL."""
 
-    def __init__(self, browser: Browser, base: str, *, strip_origin: bool, **ctx: Any) -> None:
+    def __init__(self, browser: Browser, base: str, **ctx: Any) -> None:
         self.base = base
         self.context: BrowserContext = browser.new_context(**ctx)
-        if strip_origin:
-            # Only while the local host refuses its own origin on ports other than 7071
-            # (see web_stack.host_refuses_own_origin): API calls are replayed without Origin.
-            self.context.route(f"{base}/api/**", _without_origin)
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
     def close(self) -> None:
-        self.context.unroute_all(behavior="ignoreErrors")
         self.context.close()
 
     def open(self, path: str = "/") -> PageDriver:

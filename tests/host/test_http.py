@@ -163,3 +163,23 @@ async def test_invocation_lines_and_app_records_keep_their_context(
     assert app_record.jobId == "job-42"  # type: ignore[attr-defined]
     assert app_record.invocationId == inv  # type: ignore[attr-defined]
     assert app_record.functionName == "logs"  # type: ignore[attr-defined]
+
+
+async def test_own_origin_on_any_port_is_same_origin_but_a_rebound_name_is_not(
+    start_host: StartHost,
+) -> None:
+    host = await start_host("http_app")
+    identity = {"x-ms-client-principal-id": "alice"}
+    async with client(host.port) as c:
+        for name in ("127.0.0.1", "localhost"):
+            own = f"http://{name}:{host.port}"
+            r = await c.post(
+                "/api/whoami", headers={"Origin": own, "Host": f"{name}:{host.port}", **identity}
+            )
+            assert r.status_code == 200 and r.json() == {"user": "alice"}
+        # DNS rebinding: a foreign name resolving to loopback is not the host's own origin.
+        rebound = f"rebind.example:{host.port}"
+        r = await c.post(
+            "/api/whoami", headers={"Origin": f"http://{rebound}", "Host": rebound, **identity}
+        )
+        assert r.status_code == 403
