@@ -5,19 +5,33 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from api.openapi import OPENAPI
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Routes that are not API operations: the page catch-alls (GET pages, JSON 404/405 for the rest).
 _NOT_API = {"{*path}"}
 
 
-def _registered() -> set[tuple[str, str]]:
-    import function_app
+# In a subprocess: the SDK's `get_functions()` may be called once per app and process, and
+# other tests call it on the same imported app.
+_LIST_ROUTES = """
+import json, function_app
+print(json.dumps([json.loads(f.get_function_json())["bindings"]
+                  for f in function_app.app.get_functions()]))
+"""
 
+
+def _registered() -> set[tuple[str, str]]:
+    out = subprocess.run([sys.executable, "-c", _LIST_ROUTES], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True).stdout  # fmt: skip
     ops: set[tuple[str, str]] = set()
-    for fn in function_app.app.get_functions():
-        for binding in json.loads(fn.get_function_json())["bindings"]:
+    for bindings in json.loads(out.strip().splitlines()[-1]):
+        for binding in bindings:
             if binding["type"] != "httpTrigger" or binding["route"] in _NOT_API:
                 continue
             for method in binding["methods"]:
