@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from relay import telemetry
 from relay.errors import StoreError
 from relay.jobs import Target
 from relay.store._model import record_from_entity
-from relay.streaming._routine import _log_extra
 from relay.streaming._run import send_quietly
-
-
-def test_streaming_log_fields_do_not_overwrite_the_job_scope(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    telemetry.configure({})
-    log = logging.getLogger("relay.streaming")
-    with caplog.at_level(logging.INFO, "relay.streaming"), telemetry.job_scope("j1"):
-        log.info("inside", extra=_log_extra("j1", 2))  # raised KeyError before the fix
-    log.info("outside", extra=_log_extra("j1", 2))
-    inside = [r for r in caplog.records if r.getMessage() == "inside"]
-    assert inside and inside[0].jobId == "j1" and inside[0].attempt == 2
-    assert _log_extra("j1", 2) == {"jobId": "j1", "attempt": 2}
 
 
 class _Hanging:
