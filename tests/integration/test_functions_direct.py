@@ -3,6 +3,7 @@ emulators behind it: the triggers are thin, so this checks the wiring of each on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +20,7 @@ from local.openai_emulator import run_in_thread as openai_in_thread
 from local.signalr_emulator import run_in_thread as signalr_in_thread
 from relay.intake import encode_message
 from relay.services import get_services, reset_services
-from tests.e2e.stack import expected_text
+from tests.e2e.stack import ROOT, expected_text
 
 pytestmark = pytest.mark.azurite
 
@@ -28,8 +29,12 @@ PROMPT = "Direct call. [[emulator tokens=30 rate=500 ttft_ms=0]]"
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    import function_app
-
+    # Load the project's function_app.py under its own name: fixture apps of the host and
+    # fault tests are also called `function_app`, and may already be in sys.modules.
+    spec = importlib.util.spec_from_file_location("project_function_app", ROOT / "function_app.py")
+    assert spec is not None and spec.loader is not None
+    function_app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(function_app)
     # Durable-client functions: call the raw function (`client_function`) with a fake
     # client; the SDK's middleware would build a real one from the binding string.
     return {
