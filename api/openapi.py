@@ -247,6 +247,7 @@ OPENAPI: dict[str, Any] = {
                     "201": _ok("Created"),
                     **_COMMON,
                     "403": _err("Invite required or invalid"),
+                    "409": _err("The name belongs to a group deleted moments ago (Retry-After)"),
                 },
             },
             "delete": {
@@ -265,6 +266,7 @@ OPENAPI: dict[str, Any] = {
                     **_COMMON,
                     "403": _err("Not the owner"),
                     "404": _err("No such group or member"),
+                    "409": _err("The owner cannot leave: delete the group instead"),
                 },
             },
         },
@@ -281,7 +283,7 @@ OPENAPI: dict[str, Any] = {
                     }
                 ],
                 "responses": {
-                    "200": _ok("Bound"),
+                    "200": _ok("Bound (also when it already was yours)"),
                     "202": _ok("Nonce sent"),
                     **_COMMON,
                     "403": _err("Wrong nonce"),
