@@ -96,8 +96,10 @@ export class Live {
   async claim(conn) {
     const id = conn.connectionId;
     if (!id || (!session.user && !session.platform)) return;
+    this.claimPending = id;
     try {
-      await api("POST", `/api/connections/${encodeURIComponent(id)}/claim`);
+      const res = await api("POST", `/api/connections/${encodeURIComponent(id)}/claim`);
+      if (res && res.status === "bound" && conn === this.conn) this.setBound(true);
     } catch (err) {
       console.warn("claim", err.code || err);
     }
@@ -105,7 +107,10 @@ export class Live {
 
   async finishClaim(conn, { nonce }) {
     const id = conn.connectionId;
-    if (conn !== this.conn || !id || typeof nonce !== "string") return;
+    // Only a nonce this tab asked for: anyone may start a claim on our connection, and
+    // echoing theirs would only earn a 403.
+    if (conn !== this.conn || !id || typeof nonce !== "string" || this.claimPending !== id) return;
+    this.claimPending = null;
     try {
       await api("POST", `/api/connections/${encodeURIComponent(id)}/claim`, { nonce });
       if (conn === this.conn && conn.connectionId === id) this.setBound(true);
