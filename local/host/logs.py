@@ -115,6 +115,11 @@ def setup_logging(
     handler._local_host = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("azure", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp", "asyncio"):
+    # httpx logs every request at INFO ("HTTP Request: POST <url>"): one line per SignalR send,
+    # with user ids and group names in the URL. Warnings and errors still come through.
+    for noisy in (
+        "azure", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp", "asyncio",
+        "httpx", "httpcore", "openai",
+    ):  # fmt: skip
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler

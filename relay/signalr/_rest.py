@@ -20,6 +20,7 @@ from ..errors import SignalRError, SignalRRequestError, SignalRTransientError
 from ._connstr import SignalRConnection
 from ._retry import RetryPolicy, is_transient_status, parse_retry_after
 from ._tokens import AccessKeySigner, AsyncTokenCredential, EntraTokenCache
+from ._transport import AiohttpTransport
 
 __all__ = ["API_VERSION", "RestCaller"]
 
@@ -81,7 +82,7 @@ class RestCaller:
         self._owns_credential = False
         self._entra: EntraTokenCache | None = None
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=transport if transport is not None else AiohttpTransport(),
             timeout=httpx.Timeout(timeout_s),
             headers={"User-Agent": "llm-signalr-relay"},
         )
