@@ -19,10 +19,13 @@ Table `{prefix}idem`:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
@@ -32,6 +35,7 @@ from .errors import RelayError
 __all__ = ["Admission", "IdempotencyKeys", "LimitExceeded", "LimitsConfig"]
 
 _RATE_WINDOW_S = 60.0
+T = TypeVar("T")
 
 
 class LimitExceeded(RelayError):
@@ -50,6 +54,16 @@ class LimitsConfig:
     user_per_minute: int
     global_max_concurrent: int
     active_ttl_s: float  # job timeout plus slack: after this an unreleased row stops counting
+
+
+async def _all(*calls: Awaitable[T]) -> list[T]:
+    """Await independent round trips side by side; the first failure is raised once all
+    have ended (none is left running unobserved)."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes  # type: ignore[return-value]
 
 
 def _ms(t: float) -> str:
@@ -89,32 +103,36 @@ class Admission:
         for row in rows:
             row["expiresAt"] = rate_expires if row["PartitionKey"].startswith("rate|") else expires
             row["createdAt"] = _ms(now)
-            await self._table.upsert_entity(row)
+        # Every write completes before any count starts (the guarantee above); within each
+        # phase the round trips are independent, so they run side by side.
+        await _all(*(self._table.upsert_entity(row) for row in rows))
+        counts = await _all(
+            self._count("active", live_after=now),
+            self._count(f"active|{owner}", live_after=now),
+            self._count(f"rate|{owner}", rk_from=_ms(now - _RATE_WINDOW_S), live_after=now),
+        )
         refusal: LimitExceeded | None = None
-        if await self._count("active", live_after=now) > self._config.global_max_concurrent:
+        if counts[0] > self._config.global_max_concurrent:
             refusal = LimitExceeded("the service is at capacity; try again shortly", 5.0)
-        elif (
-            await self._count(f"active|{owner}", live_after=now) > self._config.user_max_concurrent
-        ):
+        elif counts[1] > self._config.user_max_concurrent:
             refusal = LimitExceeded(
                 f"at most {self._config.user_max_concurrent} jobs may run at once", 5.0
             )
-        elif (
-            await self._count(f"rate|{owner}", rk_from=_ms(now - _RATE_WINDOW_S), live_after=now)
-            > self._config.user_per_minute
-        ):
+        elif counts[2] > self._config.user_per_minute:
             refusal = LimitExceeded(
                 f"at most {self._config.user_per_minute} jobs per minute", _RATE_WINDOW_S
             )
         if refusal is not None:
-            for row in rows:
-                await self._delete(str(row["PartitionKey"]), str(row["RowKey"]))
+            await _all(
+                *(self._delete(str(row["PartitionKey"]), str(row["RowKey"])) for row in rows)
+            )
             raise refusal
 
     async def release(self, owner: str, job_id: str) -> None:
         """The job is finished: it no longer counts against concurrency (idempotent)."""
-        await self._delete("active", job_id)
-        await self._delete(f"active|{owner}", job_id)
+        await asyncio.gather(
+            self._delete("active", job_id), self._delete(f"active|{owner}", job_id)
+        )
 
     async def place_in_line(self, job_id: str, created_ms: str) -> int:
         """1-based position among admitted jobs created earlier (approximate)."""

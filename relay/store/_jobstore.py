@@ -9,8 +9,9 @@ partition), so a transcript row exists exactly when the record says it was recor
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -67,24 +68,30 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
             "reqRows": len(overflow),
             **{f"req{i}": piece for i, piece in enumerate(inline)},
         }
-        with mapped_errors():
-            # Index and overflow first: a dangling index row is skipped when listing, and
-            # the record (written last) is what makes the job exist.
-            await self._index.upsert_entity(
+        writes: list[Awaitable[Any]] = [
+            self._index.upsert_entity(
                 {"PartitionKey": m.owner_key(owner), "RowKey": index_row, "jobId": job_id}
             )
-            for start in range(0, len(overflow), _OVERFLOW_ROWS_PER_TX):
-                ops: list[Any] = [
-                    (
-                        "upsert",
-                        {"PartitionKey": job_id, "RowKey": m.request_row(n), "piece": piece},
-                        {"mode": UpdateMode.REPLACE},
-                    )
-                    for n, piece in enumerate(
-                        overflow[start : start + _OVERFLOW_ROWS_PER_TX], start=start
-                    )
-                ]
-                await self._jobs.submit_transaction(ops)
+        ]
+        for start in range(0, len(overflow), _OVERFLOW_ROWS_PER_TX):
+            ops: list[Any] = [
+                (
+                    "upsert",
+                    {"PartitionKey": job_id, "RowKey": m.request_row(n), "piece": piece},
+                    {"mode": UpdateMode.REPLACE},
+                )
+                for n, piece in enumerate(
+                    overflow[start : start + _OVERFLOW_ROWS_PER_TX], start=start
+                )
+            ]
+            writes.append(self._jobs.submit_transaction(ops))
+        with mapped_errors():
+            # Index and overflow first (side by side: they are independent): a dangling
+            # index row is skipped when listing, and the record (written last, once all of
+            # them are stored) is what makes the job exist.
+            for outcome in await asyncio.gather(*writes, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
             meta = await self._jobs.create_entity(entity)
         return m.record_from_entity(entity, str(meta["etag"]), overflow)
 
