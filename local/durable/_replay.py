@@ -95,9 +95,17 @@ def event(kind: str, now: datetime, event_id: int = -1, **fields: Any) -> dict[s
 
 
 def build_context(
-    history: list[dict[str, Any]], instance_id: str, orchestration_input: str | None
+    history: list[dict[str, Any]],
+    instance_id: str,
+    orchestration_input: str | None,
+    schema: int = 2,
 ) -> str:
-    """The context JSON for one episode: events before the last OrchestratorStarted are replay."""
+    """The context JSON for one episode: events before the last OrchestratorStarted are replay.
+
+    `schema` is the SDK's ReplaySchema value offered (V1 = 0, V2 = 1, V3 = 2). The engine always
+    offers 2, as extension 2.x does (`upperSchemaVersion` 1 + `upperSchemaVersionNew` 2); a
+    lower value builds what an older extension sends, for checks against the SDK's own tests.
+    """
     last_start = max(
         (i for i, e in enumerate(history) if e["EventType"] == EVENT["OrchestratorStarted"]),
         default=0,
@@ -106,19 +114,20 @@ def build_context(
         {k: v for k, v in e.items() if not k.startswith("_")} | {"IsPlayed": i < last_start}
         for i, e in enumerate(history)
     ]
-    return json.dumps(
-        {
-            "history": sent,
-            "input": orchestration_input,
-            "instanceId": instance_id,
-            "isReplaying": last_start > 0,
-            "parentInstanceId": None,
-            "upperSchemaVersion": 1,
-            "upperSchemaVersionNew": 2,
-            "maximumShortTimerDuration": MAX_SHORT_TIMER,
-            "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
-        }
-    )
+    context: dict[str, Any] = {
+        "history": sent,
+        "input": orchestration_input,
+        "instanceId": instance_id,
+        "isReplaying": last_start > 0,
+        "parentInstanceId": None,
+        "upperSchemaVersion": min(schema, 1),
+        "upperSchemaVersionNew": 2,
+        "maximumShortTimerDuration": MAX_SHORT_TIMER,
+        "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
+    }
+    if schema < 2:
+        del context["upperSchemaVersionNew"]
+    return json.dumps(context)
 
 
 @dataclass(frozen=True)
