@@ -1,5 +1,8 @@
 """`python -m bench [name ...] [--jobs N] [--no-write]`: run benchmarks, print and record them.
 
+`python -m bench load [options]` runs the load and soak benchmark (bench/load.py, its own
+options: `--levels`, `--soak-seconds`, ...); it takes minutes, so `make bench` leaves it out.
+
 Each benchmark returns Markdown; it is printed and written into its page (DOCS: docs/<page>.md,
 docs/<name>.md when unlisted) between the
 `<!-- bench:<name>:begin -->` and `<!-- bench:<name>:end -->` markers (appended if missing),
@@ -16,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import batching, pipeline
+from . import batching, load, pipeline
 
 __all__ = ["BENCHMARKS", "machine", "main", "record"]
 
@@ -59,8 +62,13 @@ def record(name: str, body: str, command: str, path: Path | None = None) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["load"]:
+        return load.main(argv[1:], prog="python -m bench load")
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (or: load ...)"
+    )
     parser.add_argument("--jobs", type=int, default=20,
                         help="simulated jobs per row (batching); warm jobs (pipeline)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
