@@ -50,9 +50,11 @@ def _links(job_id: str) -> dict[str, str]:
 
 async def _visible_job(services: Services, caller: Caller, job_id: str) -> JobRecord:
     """The job if the caller may see it; otherwise JobNotFound (never 403)."""
+    # Read without the stored prompt: no endpoint returns it, and a damaged request
+    # must not stop a job from being read, canceled or erased.
     if not _JOB_ID.match(job_id or ""):
         raise JobNotFound("no such job")
-    record = await services.store.get_job(job_id)
+    record = await services.store.get_job(job_id, with_request=False)
     if not await services.can_read(caller.user_id, record):
         raise JobNotFound("no such job")
     return record
