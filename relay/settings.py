@@ -63,6 +63,7 @@ class Settings:
     job_timeout_seconds: int
     client_token_minutes: int
     retention_days: int
+    llm_stall_timeout_seconds: int = 30
     azure_client_id: str | None = None
     in_azure: bool = False
     platform_auth_enabled: bool = False
@@ -195,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_timeout_seconds=num("JOB_TIMEOUT_SECONDS"),
         client_token_minutes=num("CLIENT_TOKEN_MINUTES"),
         retention_days=num("RETENTION_DAYS"),
+        llm_stall_timeout_seconds=num("LLM_STALL_TIMEOUT_SECONDS"),
         azure_client_id=str(client_id) if client_id else None,
         in_azure=in_azure,
         platform_auth_enabled=values.get("WEBSITE_AUTH_ENABLED") is True,

@@ -134,6 +134,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GLOBAL_MAX_CONCURRENT_JOBS: string(globalMaxConcurrentJobs)
     JOB_MAX_ATTEMPTS: '3'
     JOB_TIMEOUT_SECONDS: '600'
+    LLM_STALL_TIMEOUT_SECONDS: '30'
     CLIENT_TOKEN_MINUTES: '10'
     RETENTION_DAYS: '7'
     // Read by App Service Authentication, not by the app: the identity's client id, used to

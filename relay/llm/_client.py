@@ -118,7 +118,7 @@ class LLMClient:
             settings.openai_api_version,
             settings.openai_api_key,
             client_id=settings.azure_client_id,
-            **kwargs,
+            **({"stall_timeout_s": float(settings.llm_stall_timeout_seconds)} | kwargs),
         )
 
     async def aclose(self) -> None:

@@ -75,3 +75,14 @@ def test_example_local_settings_parse_and_cover_the_manifest() -> None:
             assert s.name in example, f"{s.name} is required locally"
     known = {s.name for s in MANIFEST}
     assert set(example) <= known, set(example) - known
+
+
+async def test_stall_timeout_reaches_the_llm_client() -> None:
+    from relay.llm import LLMClient
+
+    s = load_settings(BASE | {"AZURE_OPENAI_API_KEY": "k", "LLM_STALL_TIMEOUT_SECONDS": "7"})
+    client = LLMClient.from_settings(s)
+    try:
+        assert client._stall_timeout_s == 7.0
+    finally:
+        await client.aclose()
