@@ -16,6 +16,7 @@ import uvicorn
 
 from ._config import DurableOptions
 from ._functions import TRIGGERS, Registry, run_activity
+from ._logs import invocation
 from ._orchestrations import InstanceRunner
 from ._replay import event
 from ._rpc import build_app
@@ -282,9 +283,14 @@ class DurableEngine:
         lease = asyncio.create_task(self._keep_leased(message))
         started = time.monotonic()
         try:
-            outcome = await run_activity(
-                name, self.registry, body.get("input"), self._activity_pool
-            )
+            with invocation(name, instance_id) as inv:
+                outcome = await run_activity(
+                    name, self.registry, body.get("input"), self._activity_pool
+                )
+                if not outcome.ok:
+                    error = outcome.error
+                    what = f"{type(error).__name__}: {error}" if error else outcome.reason
+                    inv.fail(what, error)
         except asyncio.CancelledError:
             lease.cancel()
             if self._release and self._stopping:

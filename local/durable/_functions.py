@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -22,6 +23,7 @@ class ActivityOutcome:
     result: str | None = None  # df_dumps of the return value
     reason: str = ""
     details: str = ""
+    error: Exception | None = None  # what the activity raised, for the host's log
 
 
 class Registry:
@@ -59,7 +61,8 @@ async def run_activity(
             result = await fn(**{param: value})
         else:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(pool, lambda: fn(**{param: value}))
+            ctx = contextvars.copy_context()  # the invocation tag reaches the worker thread
+            result = await loop.run_in_executor(pool, lambda: ctx.run(fn, **{param: value}))
             if inspect.isawaitable(result):
                 result = await result
         return ActivityOutcome(True, result=df_dumps(result))
@@ -71,4 +74,5 @@ async def run_activity(
             False,
             reason=f"Activity function '{name}' failed: {message}",
             details=f"{type(exc).__name__}: {message}",
+            error=exc,
         )

@@ -10,6 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._functions import Registry
+from ._logs import invocation
 from ._replay import (
     EVENT,
     EpisodePlan,
@@ -162,7 +164,10 @@ class InstanceRunner:
                 )
             else:
                 context = build_context(history + opened, instance_id, row.get("Input"))
-                answer = await self._invoke(handler, context)
+                with invocation(name, instance_id) as inv:
+                    answer = await self._invoke(handler, context)
+                    if answer.error is not None:
+                        inv.fail(answer.error)
                 plan = plan_episode(state, batch, answer, now, name)
             written = [*opened, *plan.new_events, event("OrchestratorCompleted", now)]
             await self._send_outbound(row, plan)
@@ -196,7 +201,8 @@ class InstanceRunner:
     async def _invoke(self, handler: Callable[[str], str], context: str) -> Any:
         loop = asyncio.get_running_loop()
         try:
-            returned = await loop.run_in_executor(self.pool, handler, context)
+            ctx = contextvars.copy_context()  # the invocation tag reaches the worker thread
+            returned = await loop.run_in_executor(self.pool, ctx.run, handler, context)
         except Exception as exc:  # the SDK reports orchestrator failures by raising
             return parse_answer(raised=exc)
         return parse_answer(returned=returned)
