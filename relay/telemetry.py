@@ -66,6 +66,14 @@ def configure(env: Mapping[str, str] | None = None) -> None:
     _configured = True
     env = os.environ if env is None else env
     _install_record_factory()
+    # These log one INFO line per HTTP request, URLs included (user ids in SignalR paths).
+    for chatty in (
+        "httpx",
+        "httpcore",
+        "openai",
+        "azure.core.pipeline.policies.http_logging_policy",
+    ):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     connection = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
     if not connection:
         return
