@@ -204,16 +204,15 @@ def error_from_details(text: str) -> dict[str, Any]:
     can decide on a retry from structured data. Anything unparseable is treated as an
     unknown, non-retryable failure.
     """
+    decoder = json.JSONDecoder()
     start = text.find("{")
     while start != -1:
+        # raw_decode reads one JSON value and ignores what follows: the real host puts a
+        # stack trace and serialized exception details after the message.
         try:
-            value = json.loads(text[start:])
+            value, _ = decoder.raw_decode(text, start)
         except ValueError:
-            end = text.rfind("}")
-            try:
-                value = json.loads(text[start : end + 1]) if end > start else None
-            except ValueError:
-                value = None
+            value = None
         if isinstance(value, dict) and "code" in value:
             known = _BY_CODE.get(str(value["code"]))
             value.setdefault("retryable", bool(known and known.retryable))
