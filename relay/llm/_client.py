@@ -10,17 +10,20 @@ retries, and needs each failure typed (see `_errors.map_llm_error`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
+import httpx2
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from ..errors import LLMContentFiltered, LLMUnavailable
 from ._errors import FOREIGN_ERRORS, map_llm_error
 from ._events import StreamEnd, StreamEvent, TextDelta, Usage
+from ._sse import Chunk, SSEDecoder, read_chunk
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -31,6 +34,7 @@ COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 _DATED = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?\Z")
 # Keys the caller may not set: they would change the wire protocol this module parses.
 _RESERVED = frozenset({"model", "stream", "stream_options", "n"})
+_DRAIN_TIMEOUT_S = 0.1  # the SDK's own bound on reading past [DONE]
 _PING_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, *FOREIGN_ERRORS)
 
 
@@ -142,48 +146,70 @@ class LLMClient:
         reserved = _RESERVED & set(request)
         if reserved:
             raise ValueError(f"request may not set {', '.join(sorted(reserved))}")
-        try:
-            chunks = await self._client.chat.completions.create(
-                model=self.deployment,
-                stream=True,
-                stream_options={"include_usage": True},
-                **request,
-            )
-        except FOREIGN_ERRORS as exc:
-            raise map_llm_error(exc) from exc
+        # with_streaming_response: the SDK builds, authenticates and sends the request and
+        # raises APIStatusError for a non-2xx answer, but leaves the body unread, so the SSE
+        # is parsed here with no pydantic model per chunk (see _sse).
+        streaming = self._client.chat.completions.with_streaming_response.create(
+            model=self.deployment,
+            stream=True,
+            stream_options={"include_usage": True},
+            **request,
+        )
         finish: str | None = None
         usage: Usage | None = None
-        iterator = chunks.__aiter__()
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(self._stall_timeout_s):
-                        chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except FOREIGN_ERRORS as exc:
-                    if finish is not None:
-                        break  # the answer is complete; only the usage chunk was lost
-                    raise map_llm_error(exc) from exc
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                response = await stack.enter_async_context(streaming)
+            except FOREIGN_ERRORS as exc:
+                raise map_llm_error(exc) from exc
+            chunks = self._chunks(response.http_response)
+            await stack.enter_async_context(contextlib.aclosing(chunks))
+            async for chunk in chunks:
                 if chunk.usage is not None:
-                    u = chunk.usage
-                    usage = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)
-                # Chunks with no choices are normal: prompt_filter_results first, usage last.
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    text = choice.delta.content if choice.delta is not None else None
-                    if text:
-                        yield TextDelta(text)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-                        if finish == "content_filter":
-                            raise LLMContentFiltered("the answer was stopped by the content filter")
-        finally:
-            await chunks.close()
+                    usage = chunk.usage
+                if finish is not None:
+                    continue  # only usage may follow the finish
+                if chunk.text:
+                    yield TextDelta(chunk.text)
+                if chunk.finish_reason:
+                    finish = chunk.finish_reason
+                    if finish == "content_filter":
+                        raise LLMContentFiltered("the answer was stopped by the content filter")
         if finish is None:
             raise LLMUnavailable("the Azure OpenAI stream ended before the answer finished")
         yield StreamEnd(finish, usage)
+
+    async def _chunks(self, http: httpx2.Response) -> AsyncGenerator[Chunk, None]:
+        """The body's chunks until `[DONE]` or its end. A read that stalls for the stall
+        timeout, or fails, raises a mapped LLMError unless a finish was already seen."""
+        decoder = SSEDecoder()
+        body = http.aiter_bytes().__aiter__()
+        finished = False
+        while not decoder.done:
+            try:
+                async with asyncio.timeout(self._stall_timeout_s):
+                    data = await anext(body)
+            except StopAsyncIteration:
+                return
+            except FOREIGN_ERRORS as exc:
+                if finished:
+                    return  # the answer is complete; only the usage chunk was lost
+                raise map_llm_error(exc) from exc
+            for event in decoder.feed(data):
+                try:
+                    chunk = read_chunk(event)
+                except FOREIGN_ERRORS as exc:
+                    if finished:
+                        return
+                    raise map_llm_error(exc) from exc
+                finished = finished or chunk.finish_reason is not None
+                yield chunk
+        # [DONE]: read the (normally empty) rest briefly so an HTTP/1.1 connection can be
+        # reused, as the SDK does; closing an unread response drops the connection.
+        with contextlib.suppress(StopAsyncIteration, *FOREIGN_ERRORS):
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                while True:
+                    await anext(body)
 
     async def ping(self) -> bool:
         """Readiness: an authenticated `GET {endpoint}/openai/v1/models` answers 200.

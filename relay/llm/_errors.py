@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import email.utils
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 from azure.core.exceptions import AzureError
@@ -23,15 +25,23 @@ from ..errors import (
     LLMRequestRejected,
     LLMUnavailable,
 )
+from ._sse import MalformedChunk, StreamErrorEvent
 
 __all__ = ["FOREIGN_ERRORS", "map_llm_error", "retry_after_seconds"]
 
 # What `map_llm_error` knows how to map; anything else is a bug and propagates as is.
+# ssl.SSLError and anyio.EndOfStream: TLS failures httpx2 leaves unmapped while reading a body
+# (the SDK's own stream reader catches them too). MalformedChunk and StreamErrorEvent are
+# raised by `_sse.read_chunk` for what the service sent inside a 200 stream.
 FOREIGN_ERRORS: tuple[type[BaseException], ...] = (
     openai.OpenAIError,
     httpx2.HTTPError,
+    ssl.SSLError,
+    anyio.EndOfStream,
     AzureError,
     TimeoutError,
+    MalformedChunk,
+    StreamErrorEvent,
 )
 
 _CODE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
@@ -92,15 +102,19 @@ def map_llm_error(exc: BaseException) -> LLMError:
         return LLMRequestRejected(message, status=status)
     if isinstance(exc, openai.APITimeoutError):
         return LLMUnavailable("Azure OpenAI timed out")
-    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
+    if isinstance(
+        exc, openai.APIConnectionError | httpx2.HTTPError | ssl.SSLError | anyio.EndOfStream
+    ):
         return LLMUnavailable("could not reach Azure OpenAI, or the stream was cut")
     if isinstance(exc, TimeoutError):
         return LLMUnavailable("Azure OpenAI stalled: no data within the stall timeout")
     if isinstance(exc, AzureError):
         return LLMUnavailable("could not get a Microsoft Entra ID token for Azure OpenAI")
-    if isinstance(exc, openai.APIError):  # an error event inside the stream
+    if isinstance(exc, StreamErrorEvent | openai.APIError):  # an error event inside the stream
         code = exc.code if isinstance(exc.code, str) and _CODE_RE.match(exc.code) else None
         return LLMUnavailable(
             "Azure OpenAI reported an error mid-stream" + (f" ({code})" if code else "")
         )
+    if isinstance(exc, MalformedChunk):
+        return LLMUnavailable(str(exc))
     return LLMUnavailable(f"Azure OpenAI client error ({type(exc).__name__})")

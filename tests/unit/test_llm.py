@@ -7,6 +7,7 @@ service; a starlette app speaking the wire format (SSE `data:` lines) does.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import threading
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 import uvicorn
 from azure.core.credentials import AccessToken
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,7 +33,8 @@ from relay.errors import (
     LLMRequestRejected,
     LLMUnavailable,
 )
-from relay.llm import COGNITIVE_SCOPE, LLMClient, StreamEnd, TextDelta, Usage
+from relay.llm import COGNITIVE_SCOPE, LLMClient, StreamEnd, TextDelta, Usage, map_llm_error
+from relay.llm._sse import Chunk, MalformedChunk, SSEDecoder, StreamErrorEvent, read_chunk
 from relay.settings import load_settings
 
 KEY = "test-key-0123456789"
@@ -78,6 +82,15 @@ SCRIPTS: dict[str, list[Any]] = {
     "finish_then_abort": [ROLE, *BODY, _chunk(None, "stop"), "ABORT"],
     "stall": [ROLE, _chunk("Hel"), "STALL"],
     "error_event": [ROLE, _chunk("Hel"), {"error": {"code": "server_error", "message": "x"}}],
+    "malformed": [ROLE, _chunk("Hel"), "{not json", _chunk(None, "stop"), "[DONE]"],
+    "crlf": ["CRLF", PROMPT_FILTER, ROLE, *BODY, _chunk(None, "stop"), USAGE, "[DONE]"],
+    "split": ["SPLIT", PROMPT_FILTER, ROLE, *BODY, _chunk(None, "stop"), USAGE, "[DONE]"],
+    "other_choice": [
+        ROLE,
+        {**_chunk(), "choices": [{"index": 1, "delta": {"content": "B"}, "finish_reason": None}]},
+        _chunk("A", "stop"),
+        "[DONE]",
+    ],
 }
 
 ERRORS: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {
@@ -114,6 +127,7 @@ class Seen:
 class FakeAOAI:
     url: str = ""
     seen: list[Seen] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)  # client port of each chat request
 
 
 def _authorized(request: Request) -> bool:
@@ -126,6 +140,8 @@ def _authorized(request: Request) -> bool:
 def _app(state: FakeAOAI) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.json()
+        assert request.client is not None
+        state.ports.append(request.client.port)
         state.seen.append(
             Seen(
                 request.method,
@@ -142,16 +158,28 @@ def _app(state: FakeAOAI) -> Starlette:
             status, payload, headers = ERRORS[scenario]
             return JSONResponse(payload, status_code=status, headers=headers)
         script = SCRIPTS[scenario]
+        # CRLF: Azure-style line ends with comments and an `event:` field; SPLIT: one byte a write
+        newline = "\r\n" if script[0] == "CRLF" else "\n"
 
         async def events() -> AsyncIterator[bytes]:
             for item in script:
+                if item == "CRLF":
+                    yield b": keep-alive comment\r\nevent: message\r\n"
+                    continue
+                if item == "SPLIT":
+                    continue
                 if item == "ABORT":
                     raise RuntimeError("connection dropped on purpose")
                 if item == "STALL":
                     await asyncio.sleep(30)
                     return
                 data = item if isinstance(item, str) else json.dumps(item)
-                yield f"data: {data}\n\n".encode()
+                frame = f"data: {data}{newline}{newline}".encode()
+                if script[0] == "SPLIT":
+                    for i in range(len(frame)):
+                        yield frame[i : i + 1]
+                else:
+                    yield frame
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -204,6 +232,7 @@ def server() -> Iterator[FakeAOAI]:
 @pytest.fixture
 def fake(server: FakeAOAI) -> FakeAOAI:
     server.seen.clear()
+    server.ports.clear()
     return server
 
 
@@ -353,6 +382,38 @@ async def test_consumer_stopping_early_closes_the_stream(fake: FakeAOAI) -> None
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.parametrize("scenario", ["crlf", "split"])
+async def test_crlf_comments_and_byte_by_byte_framing(fake: FakeAOAI, scenario: str) -> None:
+    events, error = await _collect(_v1(fake), scenario)
+    assert error is None
+    assert _texts(events) == ["Hel", "lo", " wörld 🙂"]  # UTF-8 split inside a character too
+    assert events[-1] == StreamEnd("stop", Usage(7, 3, 10))
+
+
+async def test_malformed_event_is_unavailable(fake: FakeAOAI) -> None:
+    events, error = await _collect(_v1(fake), "malformed")
+    assert _texts(events) == ["Hel"]
+    assert isinstance(error, LLMUnavailable) and "not JSON" in str(error)
+    assert error.__cause__ is not None
+
+
+async def test_only_choice_zero_is_read(fake: FakeAOAI) -> None:
+    events, error = await _collect(_v1(fake), "other_choice")
+    assert error is None and _texts(events) == ["A"]
+    assert events[-1] == StreamEnd("stop", None)
+
+
+async def test_connection_reused_after_done(fake: FakeAOAI) -> None:
+    client = _v1(fake)
+    for _ in range(3):
+        events = [e async for e in client.stream(_request("normal"))]
+        assert isinstance(events[-1], StreamEnd)
+    await client.aclose()
+    # [DONE] is followed by the end of the chunked body, which is read before closing,
+    # so the pooled connection serves the next stream.
+    assert len(fake.ports) == 3 and len(set(fake.ports)) == 1
+
+
 # -- error mapping -----------------------------------------------------------------------
 
 
@@ -462,3 +523,69 @@ async def test_ping(fake: FakeAOAI) -> None:
     down = LLMClient(f"http://127.0.0.1:{_free_port()}", DEPLOYMENT, api_key=KEY)
     assert await down.ping() is False
     await down.aclose()
+
+
+# -- SSE framing and chunk reading, no I/O ---------------------------------------------------
+
+
+def _feed_all(parts: list[bytes]) -> tuple[list[bytes], bool]:
+    decoder = SSEDecoder()
+    events = [event for part in parts for event in decoder.feed(part)]
+    return events, decoder.done
+
+
+WIRE = (
+    b': comment\r\nevent: message\r\ndata: {"a":1}\r\n\r\n'
+    b"data:first\ndata: second\n\n"
+    b"id: 7\rdata: cr\r\r"
+    b"data: [DONE]\n\n"
+    b"data: after-done\n\n"
+)
+WIRE_EVENTS = [b'{"a":1}', b"first\nsecond", b"cr"]
+
+
+def test_sse_decoder_fields_line_ends_and_done() -> None:
+    assert _feed_all([WIRE]) == (WIRE_EVENTS, True)
+
+
+def test_sse_decoder_drops_an_unterminated_event() -> None:
+    assert _feed_all([b"data: whole\n\ndata: cut"]) == ([b"whole"], False)
+    assert _feed_all([b"data: cut\n"]) == ([], False)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(WIRE)), max_size=12))
+def test_sse_decoder_any_split_gives_the_same_events(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(WIRE)]
+    parts = [WIRE[a:b] for a, b in itertools.pairwise(bounds)]
+    assert _feed_all(parts) == (WIRE_EVENTS, True)
+
+
+def test_read_chunk_fields() -> None:
+    raw = {
+        "choices": [
+            {"index": 1, "delta": {"content": "other"}, "finish_reason": "stop"},
+            {"index": 0, "delta": {"content": "hi"}, "finish_reason": None},
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    assert read_chunk(json.dumps(raw).encode()) == Chunk("hi", None, Usage(1, 2, 3))
+    assert read_chunk(b'{"choices":[],"usage":null}') == Chunk(None, None, None)
+    assert read_chunk(b'{"choices":[{"index":0,"delta":null,"finish_reason":"length"}]}') == (
+        Chunk(None, "length", None)
+    )
+    assert read_chunk(b'{"usage":{"prompt_tokens":"1"}}').usage is None
+
+
+@pytest.mark.parametrize("data", [b"{oops", b"[1, 2]", b"\xff\xfe", b""])
+def test_read_chunk_malformed(data: bytes) -> None:
+    with pytest.raises(MalformedChunk):
+        read_chunk(data)
+
+
+def test_read_chunk_error_event_keeps_only_the_code() -> None:
+    with pytest.raises(StreamErrorEvent) as info:
+        read_chunk(b'{"error": {"code": "server_error", "message": "SECRET PROMPT TEXT"}}')
+    assert info.value.code == "server_error"
+    mapped = map_llm_error(info.value)
+    assert isinstance(mapped, LLMUnavailable) and "server_error" in str(mapped)
+    assert "SECRET" not in str(mapped)
