@@ -19,12 +19,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import batching, load, pipeline
+from . import batching, llm_stream, load, pipeline
 
 __all__ = ["BENCHMARKS", "machine", "main", "record"]
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS: dict[str, Callable[[int], str]] = {"batching": batching.run, "pipeline": pipeline.run}
+BENCHMARKS: dict[str, Callable[[int], str]] = {
+    "batching": batching.run,
+    "pipeline": pipeline.run,
+    "llm": llm_stream.run,  # client CPU per streamed delta: SDK chunk models vs relay.llm
+}
 DOCS = {"pipeline": "benchmarks"}  # benchmark -> docs page, when not docs/<name>.md
 
 
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         "names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (or: load ...)"
     )
     parser.add_argument("--jobs", type=int, default=20,
-                        help="simulated jobs per row (batching); warm jobs (pipeline)")  # fmt: skip
+                        help="simulated jobs per row (batching); warm jobs (pipeline); "
+                             "streams per reader (llm)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
