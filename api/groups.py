@@ -11,7 +11,7 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
-from relay.groups import Forbidden, GroupRecentlyDeleted, InviteInvalid
+from relay.errors import Forbidden, GroupRecentlyDeleted, InviteInvalid
 from relay.identity import Caller, valid_user_id
 from relay.jobs import validate_connection_id, validate_group_name
 from relay.services import Services

@@ -3,6 +3,9 @@
     RelayError
     ├── SettingsError            a setting is missing or invalid (names every one)
     ├── ValidationError          caller input is invalid (field, reason) -> HTTP 400
+    ├── Forbidden                not the caller's to do: an invite-only group, another's connection
+    ├── InviteInvalid            an invite token is forged, for another group, expired or used
+    ├── GroupRecentlyDeleted     the group name is quarantined after a deletion; `.retry_after`
     ├── StoreError               job store failures
     │   ├── JobNotFound          no such job (or not visible to the caller)
     │   ├── ConcurrencyConflict  an ETag-guarded write lost a race
@@ -33,7 +36,10 @@ from typing import Any
 __all__ = [
     "AttemptSuperseded",
     "ConcurrencyConflict",
+    "Forbidden",
+    "GroupRecentlyDeleted",
     "InvalidTransition",
+    "InviteInvalid",
     "JobCanceled",
     "JobNotFound",
     "LLMContentFiltered",
@@ -89,6 +95,22 @@ class ValidationError(RelayError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class Forbidden(RelayError):
+    code = "forbidden"
+
+
+class InviteInvalid(RelayError):
+    code = "invalid_invite"
+
+
+class GroupRecentlyDeleted(RelayError):
+    code = "group_recently_deleted"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("this group name was deleted recently; try again later")
+        self.retry_after = retry_after
 
 
 class StoreError(RelayError):

@@ -11,14 +11,9 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from local.signalr_emulator import run_in_thread
-from relay.groups import (
-    CLAIM_TTL_S,
-    Forbidden,
-    GroupRecentlyDeleted,
-    Groups,
-    InviteInvalid,
-    signalr_group_name,
-)
+from relay.claims import CLAIM_TTL_S
+from relay.errors import Forbidden, GroupRecentlyDeleted, InviteInvalid
+from relay.groups import Groups, signalr_group_name
 from relay.signalr import SignalRClient
 from tests.integration.test_signalr_client_emulator import Listener
 

@@ -1,0 +1,28 @@
+"""Point reads and deletes on the groups table, shared by groups, invites and claims."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+__all__ = ["delete_row", "get_row"]
+
+
+async def get_row(table: TableClient, pk: str, rk: str) -> dict[str, Any] | None:
+    """The entity as a dict with its ETag under `_etag` (for guarded writes), or None."""
+    try:
+        entity = await table.get_entity(pk, rk)
+    except ResourceNotFoundError:
+        return None
+    row = dict(entity)
+    row["_etag"] = entity.metadata["etag"]
+    return row
+
+
+async def delete_row(table: TableClient, pk: str, rk: str) -> None:
+    """Delete if present: every caller wants the row gone, not to know whether it was there."""
+    with contextlib.suppress(ResourceNotFoundError):
+        await table.delete_entity(pk, rk)
