@@ -30,12 +30,16 @@ def _group(req: func.HttpRequest) -> str:
     return validate_group_name(req.route_params.get("group", ""), field="group")
 
 
-def _optional_json(req: func.HttpRequest) -> dict[str, object]:
+def _optional_json(req: func.HttpRequest, fields: frozenset[str]) -> dict[str, object]:
+    """The body as an object holding only `fields`; an empty body is an empty object."""
     if not (req.get_body() or b"").strip():
         return {}
     body = read_json(req)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "expected a JSON object", field="body")
+    unknown = set(body) - fields
+    if unknown:
+        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
     return body
 
 
@@ -89,10 +93,7 @@ async def create_invite(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
     group = _group(req)
-    body = _optional_json(req)
-    unknown = set(body) - {"ttlSeconds", "singleUse"}
-    if unknown:
-        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
+    body = _optional_json(req, frozenset({"ttlSeconds", "singleUse"}))
     ttl = body.get("ttlSeconds", _INVITE_TTL_DEFAULT_S)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= _INVITE_TTL_MAX_S:
         raise ApiError(400, "invalid_request", f"an integer from 60 to {_INVITE_TTL_MAX_S}",
@@ -117,10 +118,7 @@ async def join_group(
         if not valid_user_id(who):
             raise ApiError(400, "invalid_request", "not a user id", field="userId")
         raise ApiError(403, "forbidden", "you can only add yourself (members/me)")
-    body = _optional_json(req)
-    unknown = set(body) - {"invite"}
-    if unknown:
-        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
+    body = _optional_json(req, frozenset({"invite"}))
     invite = body.get("invite")
     if invite is not None and (not isinstance(invite, str) or not 0 < len(invite) <= 1024):
         raise ApiError(400, "invalid_request", "an invite token string", field="invite")
@@ -167,10 +165,7 @@ async def claim_connection(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
     cid = validate_connection_id(req.route_params.get("connectionId", ""), field="connectionId")
-    body = _optional_json(req)
-    unknown = set(body) - {"nonce"}
-    if unknown:
-        raise ApiError(400, "invalid_request", "unknown field", field=sorted(unknown)[0])
+    body = _optional_json(req, frozenset({"nonce"}))
     nonce = body.get("nonce")
     if nonce is None:
         if not await services.signalr.connection_exists(cid):
