@@ -16,10 +16,37 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from local.host.logs import HOST_LOGGER, Invocation, current_invocation, install_record_factory
+from local.host.logs import HOST_LOGGER, Invocation, current_invocation
 
-__all__ = ["InvocationLog", "invocation"]
+__all__ = ["InvocationLog", "invocation", "tag_records"]
+
+_TAGGING = "_durable_tags_invocations"
+
+
+def tag_records() -> None:
+    """Tag every record created during an invocation with it, keeping other factories.
+
+    The host installs its own tagging factory at startup and the app's telemetry chains a
+    job-id factory on top of it. Replacing the process's factory here (as the host's
+    idempotent installer does when it finds another on top) would silently drop the app's
+    `jobId` from every later record, so this chains onto whatever is installed, once.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, _TAGGING, False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        inv = current_invocation.get()
+        if inv is not None:
+            record.functionName = inv.function_name
+            record.invocationId = inv.invocation_id
+        return record
+
+    setattr(factory, _TAGGING, True)
+    logging.setLogRecordFactory(factory)
 
 
 @dataclass
@@ -41,7 +68,7 @@ class InvocationLog:
 
 @contextmanager
 def invocation(function_name: str, instance_id: str) -> Iterator[InvocationLog]:
-    install_record_factory()  # idempotent; the host installs it too
+    tag_records()
     log = logging.getLogger(HOST_LOGGER)
     inv = InvocationLog(function_name, str(uuid.uuid4()))
     token = current_invocation.set(Invocation(function_name, inv.invocation_id))

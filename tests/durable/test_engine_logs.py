@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import Any
 
 import pytest
 from azure.durable_functions import DurableOrchestrationClient
@@ -76,3 +77,28 @@ async def test_failed_orchestrator_episode_is_a_failed_invocation(
     ends = [r.getMessage() for r in _lines(caplog, iid) if r.getMessage().startswith("Executed")]
     assert [e.split(" (")[1].split(",")[0] for e in ends] == ["Succeeded", "Succeeded", "Failed"]
     assert ends[-1].startswith("Executed 'Functions.broken'")
+
+
+async def test_a_factory_installed_before_keeps_tagging_records(
+    client: DurableOrchestrationClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As the app's telemetry does: a factory chained on top adds its own field (jobId).
+    previous = logging.getLogRecordFactory()
+
+    def tagged(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.appTag = "kept"
+        return record
+
+    logging.setLogRecordFactory(tagged)
+    try:
+        caplog.set_level(logging.INFO)
+        iid = await client.start_new("sequence")
+        assert (await wait_done(client, iid)).runtime_status.name == "Completed"
+        logging.getLogger("test.after").info("after the orchestration")
+    finally:
+        logging.setLogRecordFactory(previous)
+    records = _lines(caplog, iid)
+    assert records and all(getattr(r, "appTag", None) == "kept" for r in records)
+    assert all(r.invocationId in r.getMessage() for r in records)
+    assert caplog.records[-1].appTag == "kept"  # type: ignore[attr-defined]
