@@ -29,14 +29,36 @@ ORCHESTRATOR = "job_orchestrator"
 _LIVE = {"Pending", "Running", "ContinuedAsNew"}
 
 
-async def start_orchestration(client: Any, job_id: str, spec: dict[str, Any]) -> bool:
-    """Start the job's orchestration unless one is live. True if started."""
-    status = await client.get_status(job_id)
-    runtime = getattr(getattr(status, "runtime_status", None), "value", None)
-    if runtime in _LIVE:
+async def start_orchestration(
+    client: Any, job_id: str, spec: dict[str, Any], *, fresh: bool = False
+) -> bool:
+    """Start the job's orchestration unless one is live. True if started.
+
+    The extension *restarts* a finished instance whose id is reused, so in general the
+    instance's status is read first. `fresh` says the caller has just moved the job from
+    queued to starting (ETag-guarded): no orchestration was started for it before, so the
+    read is skipped and the start goes first. The start itself refuses a live instance
+    (409 from the extension's HTTP API, surfaced by the SDK as a bare `Exception`); only
+    then is the status read, to tell "already live" from a real failure.
+    """
+    if fresh:
+        try:
+            await client.start_new(ORCHESTRATOR, job_id, spec)
+            return True
+        except Exception:
+            if await _runtime(client, job_id) in _LIVE:
+                return False
+            raise
+    if await _runtime(client, job_id) in _LIVE:
         return False
     await client.start_new(ORCHESTRATOR, job_id, spec)
     return True
+
+
+async def _runtime(client: Any, job_id: str) -> str | None:
+    status = await client.get_status(job_id)
+    value = getattr(getattr(status, "runtime_status", None), "value", None)
+    return value if isinstance(value, str) else None
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="AzureWebJobsStorage")
@@ -58,9 +80,10 @@ async def _start(services: Services, client: Any, job_id: str, extra: dict[str, 
     except JobNotFound:
         log.warning("jobs message for an unknown job", extra=extra)
         return
-    if record.status == "queued":
+    fresh = record.status == "queued"
+    if fresh:
         try:
-            await services.store.transition(job_id, "starting", etag=record.etag)
+            await services.store.transition_from(record, "starting")
         except InvalidTransition:
             log.info("job moved on meanwhile; nothing to start", extra=extra)
             return
@@ -72,7 +95,7 @@ async def _start(services: Services, client: Any, job_id: str, extra: dict[str, 
         "maxAttempts": services.settings.job_max_attempts,
         "timeoutS": services.settings.job_timeout_seconds,
     }
-    started = await start_orchestration(client, job_id, spec)
+    started = await start_orchestration(client, job_id, spec, fresh=fresh)
     log.info("orchestration %s", "started" if started else "already live", extra=extra)
 
 

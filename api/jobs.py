@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
 from typing import Any
 
@@ -82,23 +81,14 @@ async def create_job(
     await authorize_target(services, caller, target)
 
     key = req.headers.get("idempotency-key")
-    job_id = uuid.uuid4().hex
-    if key is not None:
-        if not _IDEMPOTENCY_KEY.match(key):
-            raise ApiError(400, "invalid_request", "1 to 200 visible ASCII characters",
-                           field="Idempotency-Key")  # fmt: skip
-        earlier = await services.idempotency.claim(caller.user_id, key, job_id)
-        if earlier != job_id:
-            record = await services.store.get_job(earlier)
-            body_out = {"jobId": earlier, "status": record.status, **_links(earlier)}
-            return json_response(body_out, 202, {"Location": f"/api/jobs/{earlier}"})
-    try:
-        await services.admission.reserve(caller.user_id, job_id)
-    except Exception:
-        if key is not None:
-            await services.idempotency.forget(caller.user_id, key)
-        raise
-    await services.store.create_job(job_id, caller.user_id, request, target, time.time())
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "invalid_request", "1 to 200 visible ASCII characters",
+                       field="Idempotency-Key")  # fmt: skip
+    accepted = await services.accept_job(uuid.uuid4().hex, caller.user_id, request, target, key)
+    job_id = accepted.job_id
+    if not accepted.created:  # the key's earlier job
+        body_out = {"jobId": job_id, "status": accepted.status, **_links(job_id)}
+        return json_response(body_out, 202, {"Location": f"/api/jobs/{job_id}"})
     # Enqueue through the output binding: the host then wakes its own queue listener at
     # once instead of waiting for its next poll. A lost enqueue leaves the job queued in
     # the store, and the sweeper re-enqueues it.

@@ -32,7 +32,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .errors import RelayError
 
-__all__ = ["Admission", "IdempotencyKeys", "LimitExceeded", "LimitsConfig"]
+__all__ = ["Admission", "Hold", "IdempotencyKeys", "LimitExceeded", "LimitsConfig"]
 
 _RATE_WINDOW_S = 60.0
 T = TypeVar("T")
@@ -66,6 +66,15 @@ async def _all(*calls: Awaitable[T]) -> list[T]:
     return outcomes  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Hold:
+    """The rows one job wrote in `Admission.hold` (not yet admitted)."""
+
+    owner: str
+    now: float
+    rows: tuple[tuple[str, str], ...]  # (PartitionKey, RowKey)
+
+
 def _ms(t: float) -> str:
     return f"{int(t * 1000):015d}"
 
@@ -92,6 +101,15 @@ class Admission:
 
     async def reserve(self, owner: str, job_id: str, now: float | None = None) -> None:
         """Admit a job or raise LimitExceeded (leaving no rows behind)."""
+        await self.admit(await self.hold(owner, job_id, now))
+
+    async def hold(self, owner: str, job_id: str, now: float | None = None) -> Hold:
+        """Reserve, first half: write the job's three rows (side by side).
+
+        Nothing is admitted yet: `admit` must follow (only once this has returned: every
+        reservation write completes before any count), or `drop` to take the rows back.
+        Independent writes of the caller may run side by side with this one.
+        """
         now = time.time() if now is None else now
         expires = _ms(now + self._config.active_ttl_s)
         rows = [
@@ -103,9 +121,18 @@ class Admission:
         for row in rows:
             row["expiresAt"] = rate_expires if row["PartitionKey"].startswith("rate|") else expires
             row["createdAt"] = _ms(now)
-        # Every write completes before any count starts (the guarantee above); within each
-        # phase the round trips are independent, so they run side by side.
-        await _all(*(self._table.upsert_entity(row) for row in rows))
+        held = Hold(owner, now, tuple((str(r["PartitionKey"]), str(r["RowKey"])) for r in rows))
+        try:
+            await _all(*(self._table.upsert_entity(row) for row in rows))
+        except BaseException:
+            await self.drop(held)  # a partial hold must not count against anyone
+            raise
+        return held
+
+    async def admit(self, held: Hold) -> None:
+        """Reserve, second half: count (side by side); over a limit, drop the rows and
+        raise LimitExceeded."""
+        now, owner = held.now, held.owner
         counts = await _all(
             self._count("active", live_after=now),
             self._count(f"active|{owner}", live_after=now),
@@ -123,10 +150,12 @@ class Admission:
                 f"at most {self._config.user_per_minute} jobs per minute", _RATE_WINDOW_S
             )
         if refusal is not None:
-            await _all(
-                *(self._delete(str(row["PartitionKey"]), str(row["RowKey"])) for row in rows)
-            )
+            await self.drop(held)
             raise refusal
+
+    async def drop(self, held: Hold) -> None:
+        """Take back a hold's rows (idempotent): the job was not admitted after all."""
+        await _all(*(self._delete(pk, rk) for pk, rk in held.rows))
 
     async def release(self, owner: str, job_id: str) -> None:
         """The job is finished: it no longer counts against concurrency (idempotent)."""

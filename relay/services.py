@@ -8,15 +8,17 @@ created on first use. Nothing here imports azure.functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .groups import Groups, signalr_group_name
 from .intake import JobQueue
-from .jobs import Limits, Target
-from .limits import Admission, IdempotencyKeys, LimitsConfig
+from .jobs import JobRequest, Limits, Target
+from .limits import Admission, Hold, IdempotencyKeys, LimitsConfig
 from .llm import LLMClient
 from .settings import Settings, load_settings
 from .signalr import SignalRClient
@@ -24,7 +26,7 @@ from .storage import StorageClients
 from .store import JobRecord, JobStore
 from .streaming import StreamConfig
 
-__all__ = ["Services", "TargetSender", "get_services", "reset_services"]
+__all__ = ["Accepted", "Services", "TargetSender", "get_services", "reset_services"]
 
 # Slack over the job timeout before an unreleased admission row stops counting.
 _ADMISSION_SLACK_S = 120
@@ -47,6 +49,26 @@ class TargetSender:
             await self._signalr.send_to_connection(target.id, name, arguments)
         else:
             await self._signalr.send_to_user(target.id, name, arguments)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What `Services.accept_job` did: the job to answer with, and whether it is new."""
+
+    job_id: str
+    status: str
+    created: bool
+
+
+async def _same(job_id: str) -> str:
+    return job_id
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    """Clean-up of rows that expire or are skipped anyway: a failure must not hide the
+    answer (or the original error) the caller is about to get."""
+    with contextlib.suppress(Exception):
+        await call
 
 
 @dataclass
@@ -145,6 +167,53 @@ class Services:
 
     async def sync_memberships(self, user_id: str) -> None:
         await self.groups.sync_user(user_id)
+
+    async def accept_job(
+        self, job_id: str, owner: str, request: JobRequest, target: Target, key: str | None
+    ) -> Accepted:
+        """Idempotency, admission and the job record of `POST /api/jobs`, in 3 round trips.
+
+        1. side by side: the idempotency claim, admission's three reservation writes and
+           the job's index (and overflow) rows;
+        2. admission's counts (every reservation write has completed: reserve-then-count);
+        3. the record, which is what makes the job exist.
+        A key already bound to an earlier job returns that job (`created` False) and takes
+        this job's rows back; its rows were briefly held, so a racing submission of the
+        same owner at its limit may be refused ("two racers may both be refused"), but
+        nothing is ever admitted past a limit. A refusal (`LimitExceeded`) or a failure
+        before the record unbinds the key and takes back every row written.
+        """
+        store, admission = self.store, self.admission
+        new = store.new_job(job_id, owner, request, target, time.time())
+        claim = self.idempotency.claim(owner, key, job_id) if key is not None else _same(job_id)
+        outcomes = await asyncio.gather(
+            claim, admission.hold(owner, job_id), store.stage_job(new), return_exceptions=True
+        )
+        bound, held, staged = outcomes
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None or bound != job_id:
+            undo: list[Awaitable[Any]] = [_quietly(store.unstage_job(new))]
+            if isinstance(held, Hold):
+                undo.append(_quietly(admission.drop(held)))
+            if key is not None and bound == job_id:
+                undo.append(_quietly(self.idempotency.forget(owner, key)))
+            await asyncio.gather(*undo)
+            if failure is not None:
+                raise failure
+            earlier = str(bound)
+            record = await store.get_job(earlier, with_request=False)
+            return Accepted(earlier, record.status, created=False)
+        assert isinstance(held, Hold) and staged is None
+        try:
+            await admission.admit(held)  # drops its own rows when refused
+        except BaseException:
+            undo = [_quietly(store.unstage_job(new))]
+            if key is not None:
+                undo.append(_quietly(self.idempotency.forget(owner, key)))
+            await asyncio.gather(*undo)
+            raise
+        record = await store.commit_job(new)
+        return Accepted(job_id, record.status, created=True)
 
     async def release(self, job_id: str) -> None:
         """The job ended: free its admission rows."""

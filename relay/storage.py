@@ -6,6 +6,11 @@ Two forms are accepted, like the Functions host's own `AzureWebJobsStorage`:
   with a managed identity: `ManagedIdentityCredential(client_id=...)` for a user-assigned
   identity, otherwise `DefaultAzureCredential`.
 
+Every client gets its own aiohttp transport with `use_env_settings=False` (aiohttp's
+`trust_env=False`): with it on, aiohttp looks up netrc and proxy settings, in a thread, on
+every request. Storage traffic therefore ignores `HTTP(S)_PROXY` and `.netrc`; the storage
+credential (a key or a managed identity token) is unaffected.
+
 Async credentials hold their own HTTP session: whoever builds one closes it. `StorageClients`
 owns the credential and the shared table service client it made, and closes both in
 `aclose()`; queue clients it hands out belong to the caller.
@@ -16,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
@@ -23,7 +29,18 @@ from azure.storage.queue.aio import QueueClient
 from .errors import SettingsError
 from .settings import StorageConfig
 
-__all__ = ["StorageClients", "make_credential", "queue_client", "table_service_client"]
+__all__ = [
+    "StorageClients",
+    "make_credential",
+    "queue_client",
+    "table_service_client",
+    "transport",
+]
+
+
+def transport() -> AioHttpTransport:
+    """A fresh transport for one client (the client closes it with itself)."""
+    return AioHttpTransport(use_env_settings=False)
 
 
 def make_credential(config: StorageConfig) -> Any:
@@ -40,12 +57,16 @@ def make_credential(config: StorageConfig) -> Any:
 
 def table_service_client(config: StorageConfig, credential: Any = None) -> TableServiceClient:
     if config.connection_string:
-        return TableServiceClient.from_connection_string(config.connection_string)
+        return TableServiceClient.from_connection_string(
+            config.connection_string, transport=transport()
+        )
     if not config.table_uri:
         raise SettingsError(["AzureWebJobsStorage__tableServiceUri is missing"])
     if credential is None:
         raise SettingsError(["identity-based table storage needs a token credential"])
-    return TableServiceClient(endpoint=config.table_uri, credential=credential)
+    return TableServiceClient(
+        endpoint=config.table_uri, credential=credential, transport=transport()
+    )
 
 
 def queue_client(config: StorageConfig, queue_name: str, credential: Any = None) -> QueueClient:
@@ -53,6 +74,7 @@ def queue_client(config: StorageConfig, queue_name: str, credential: Any = None)
     policies: dict[str, Any] = {
         "message_encode_policy": TextBase64EncodePolicy(),
         "message_decode_policy": TextBase64DecodePolicy(),
+        "transport": transport(),
     }
     if config.connection_string:
         return QueueClient.from_connection_string(config.connection_string, queue_name, **policies)

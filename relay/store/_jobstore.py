@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +29,26 @@ from ._maintenance import MaintenanceMixin
 from ._runs import RunsMixin
 from ._transcripts import TranscriptsMixin
 
-__all__ = ["JobStore"]
+__all__ = ["JobStore", "NewJob"]
 
 _OVERFLOW_ROWS_PER_TX = 16  # 16 x 60 KB stays well under the 4 MiB transaction payload
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job's rows before they are written (`JobStore.new_job`)."""
+
+    job_id: str
+    entity: dict[str, Any]  # the record
+    index: dict[str, Any]  # the owner's index row
+    overflow: tuple[str, ...]  # request pieces past the record's inline ones
+
+
+async def _all(calls: list[Awaitable[Any]]) -> None:
+    """Await side by side; the first failure is raised once all have ended."""
+    for outcome in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
@@ -43,6 +61,14 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
         self, job_id: str, owner: str, request: JobRequest, target: Target, now: datetime | float
     ) -> m.JobRecord:
         """Record a new job, status queued, and list it under its owner."""
+        new = self.new_job(job_id, owner, request, target, now)
+        await self.stage_job(new)
+        return await self.commit_job(new)
+
+    def new_job(
+        self, job_id: str, owner: str, request: JobRequest, target: Target, now: datetime | float
+    ) -> NewJob:
+        """The rows of a new job (nothing written): `stage_job`, then `commit_job`."""
         if not m.valid_job_id(job_id):
             raise ValidationError("jobId", "must be 1-100 of A-Z a-z 0-9 _ -")
         pieces = m.split_units(json.dumps(request.to_dict(), ensure_ascii=False))
@@ -68,32 +94,49 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
             "reqRows": len(overflow),
             **{f"req{i}": piece for i, piece in enumerate(inline)},
         }
-        writes: list[Awaitable[Any]] = [
-            self._index.upsert_entity(
-                {"PartitionKey": m.owner_key(owner), "RowKey": index_row, "jobId": job_id}
-            )
-        ]
-        for start in range(0, len(overflow), _OVERFLOW_ROWS_PER_TX):
+        index = {"PartitionKey": m.owner_key(owner), "RowKey": index_row, "jobId": job_id}
+        return NewJob(job_id, entity, index, tuple(overflow))
+
+    async def stage_job(self, new: NewJob) -> None:
+        """Write a new job's index and overflow rows (side by side: they are independent).
+
+        A staged job does not exist yet: a dangling index row is skipped when listing, and
+        overflow rows without a record are never read. Independent writes of the caller
+        may run side by side with this one.
+        """
+        writes: list[Awaitable[Any]] = [self._index.upsert_entity(new.index)]
+        for start in range(0, len(new.overflow), _OVERFLOW_ROWS_PER_TX):
             ops: list[Any] = [
                 (
                     "upsert",
-                    {"PartitionKey": job_id, "RowKey": m.request_row(n), "piece": piece},
+                    {"PartitionKey": new.job_id, "RowKey": m.request_row(n), "piece": piece},
                     {"mode": UpdateMode.REPLACE},
                 )
                 for n, piece in enumerate(
-                    overflow[start : start + _OVERFLOW_ROWS_PER_TX], start=start
+                    new.overflow[start : start + _OVERFLOW_ROWS_PER_TX], start=start
                 )
             ]
             writes.append(self._jobs.submit_transaction(ops))
         with mapped_errors():
-            # Index and overflow first (side by side: they are independent): a dangling
-            # index row is skipped when listing, and the record (written last, once all of
-            # them are stored) is what makes the job exist.
-            for outcome in await asyncio.gather(*writes, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            meta = await self._jobs.create_entity(entity)
-        return m.record_from_entity(entity, str(meta["etag"]), overflow)
+            await _all(writes)
+
+    async def commit_job(self, new: NewJob) -> m.JobRecord:
+        """Write the record, once `stage_job` has returned: this is what makes the job
+        exist. Create, not upsert: an existing id is refused (`ConcurrencyConflict`)."""
+        with mapped_errors():
+            meta = await self._jobs.create_entity(new.entity)
+        return m.record_from_entity(new.entity, str(meta["etag"]), list(new.overflow))
+
+    async def unstage_job(self, new: NewJob) -> None:
+        """Delete a staged job's rows (best effort, idempotent): it was not admitted."""
+        deletes: list[Awaitable[Any]] = [
+            self._index.delete_entity(new.index["PartitionKey"], new.index["RowKey"])
+        ]
+        deletes += [
+            self._jobs.delete_entity(new.job_id, m.request_row(n)) for n in range(len(new.overflow))
+        ]
+        with mapped_errors():
+            await _all(deletes)
 
     async def transition(
         self, job_id: str, new_status: str, *, etag: str | None = None, **fields: Any
@@ -104,19 +147,14 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
         (`ConcurrencyConflict` otherwise); without, a lost race is retried on a fresh read,
         and the state table is checked again against what the winner wrote.
         Fields: error, usage, metrics, delivery, cancel_requested.
+        A caller that holds the record it read should use `transition_from` (no re-read).
         """
         for _ in range(self._retries):
             record = await self._read(job_id)
             if etag is not None and record.etag != etag:
                 raise ConcurrencyConflict("the record changed since it was read")
             _state.check_transition(record.status, new_status)
-            now = self._stamp()
-            props: dict[str, Any] = {"status": new_status, "updatedAt": now}
-            props.update(_field_props(fields))
-            if new_status in _state.TERMINAL:
-                props["completedAt"] = now
-            if new_status == _state.RUNNING and record.started_at is None:
-                props["startedAt"] = now
+            props = self._transition_props(record, new_status, fields)
             try:
                 await self._merge(job_id, props, record.etag)
             except ConcurrencyConflict:
@@ -125,6 +163,33 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
                 continue
             return await self._read(job_id)
         raise ConcurrencyConflict(f"gave up after {self._retries} conflicting writes")
+
+    async def transition_from(
+        self, record: m.JobRecord, new_status: str, **fields: Any
+    ) -> m.JobRecord:
+        """`transition(record.job_id, new_status, etag=record.etag, ...)` in one round trip.
+
+        The caller's record is what the state table is checked against; the write is one
+        merge guarded by its ETag, so a record changed since that read is refused with
+        `ConcurrencyConflict` exactly as with `transition(etag=...)`. Returns the record as
+        written (new status, times, fields and ETag), without reading it back.
+        """
+        _state.check_transition(record.status, new_status)
+        props = self._transition_props(record, new_status, fields)
+        new_etag = await self._merge(record.job_id, props, record.etag)
+        return _applied(record, props, new_etag)
+
+    def _transition_props(
+        self, record: m.JobRecord, new_status: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        now = self._stamp()
+        props: dict[str, Any] = {"status": new_status, "updatedAt": now}
+        props.update(_field_props(fields))
+        if new_status in _state.TERMINAL:
+            props["completedAt"] = now
+        if new_status == _state.RUNNING and record.started_at is None:
+            props["startedAt"] = now
+        return props
 
     async def request_cancel(self, job_id: str) -> m.JobRecord:
         """Cancel a job: queued/starting jobs end `canceled` at once; a running job gets
@@ -151,6 +216,36 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
                 continue
             return await self._read(job_id)
         raise ConcurrencyConflict(f"gave up after {self._retries} conflicting writes")
+
+
+def _applied(record: m.JobRecord, props: Mapping[str, Any], etag: str) -> m.JobRecord:
+    """The record after a merge of `props` (as `record_from_entity` would read it back)."""
+    entity: dict[str, Any] = {
+        "PartitionKey": record.job_id,
+        "owner": record.owner,
+        "status": record.status,
+        "targetKind": record.target.kind,
+        "targetId": record.target.id,
+        "attempt": record.attempt,
+        "lastSeq": record.last_seq,
+        "createdAt": m.to_datetime(record.created_at),
+        "usage": json.dumps(record.usage) if record.usage is not None else "",
+        "metrics": json.dumps(record.metrics.to_dict()),
+        "delivery": record.delivery,
+        "cancelRequested": record.cancel_requested,
+        "erased": record.erased,
+        **m.error_props(record.error),
+    }
+    for key, value in (
+        ("startedAt", record.started_at),
+        ("completedAt", record.completed_at),
+        ("updatedAt", record.updated_at),
+    ):
+        if value is not None:
+            entity[key] = m.to_datetime(value)
+    entity.update(props)
+    # The request is not part of any merge: carried over as read (None if not read).
+    return replace(m.record_from_entity(entity, etag), request=record.request)
 
 
 def _field_props(fields: Mapping[str, Any]) -> dict[str, Any]:

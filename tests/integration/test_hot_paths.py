@@ -1,0 +1,252 @@
+"""The job's hot paths against a real Azurite: fewer round trips, same guarantees.
+
+Storage clients ignore proxy/netrc environment settings; `transition_from` moves a record
+in one conditional merge; `Services.accept_job` runs idempotency, admission and the job's
+rows in three phases; a freshly started intake starts first and asks the status only when
+the start is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ServiceRequestError
+from azure.data.tables.aio import TableServiceClient
+
+from api.intake import ORCHESTRATOR, start_orchestration
+from local.signalr_emulator import run_in_thread
+from relay.errors import ConcurrencyConflict, InvalidTransition
+from relay.intake import JobQueue
+from relay.jobs import JobRequest, Target
+from relay.limits import LimitExceeded
+from relay.services import Services
+from relay.settings import StorageConfig, load_settings
+from relay.store import JobStore
+
+pytestmark = pytest.mark.azurite
+
+
+def _request(prompt: str = "p") -> JobRequest:
+    return JobRequest(prompt=prompt, messages=None, max_tokens=50)
+
+
+@pytest.fixture
+def dead_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every env-honouring HTTP client would send through a proxy that is not there."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    yield
+
+
+async def test_storage_clients_ignore_proxy_environment(
+    storage_connection_string: str, dead_proxy: None
+) -> None:
+    # Control: azure-core's default transport honours the environment and cannot connect.
+    default = TableServiceClient.from_connection_string(storage_connection_string)
+    async with default:
+        with pytest.raises(ServiceRequestError):
+            async for _ in default.list_tables():
+                break
+    config = StorageConfig(connection_string=storage_connection_string)
+    prefix = "hp" + uuid.uuid4().hex[:10]
+    async with JobStore.from_config(config, prefix) as store:
+        await store.ensure_tables()
+        job_id = uuid.uuid4().hex
+        await store.create_job(job_id, "ann", _request(), Target("user", "ann"), 1.0)
+        assert (await store.get_job(job_id)).status == "queued"
+    async with JobQueue.from_config(config, prefix) as queue:
+        await queue.ensure()
+        await queue.enqueue(job_id, "ann")
+        assert await queue.position_in_line() == 1
+
+
+@pytest.fixture
+async def store(storage_connection_string: str) -> AsyncIterator[JobStore]:
+    config = StorageConfig(connection_string=storage_connection_string)
+    s = JobStore.from_config(config, "hp" + uuid.uuid4().hex[:10])
+    await s.ensure_tables()
+    yield s
+    await s.aclose()
+
+
+async def test_transition_from_is_one_write_and_returns_what_a_read_would(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = uuid.uuid4().hex
+    await store.create_job(job_id, "ann", _request(), Target("user", "ann"), 1.0)
+    record = await store.get_job(job_id, with_request=False)
+    reads = 0
+    real_read = store._read
+
+    async def counting_read(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_read", counting_read)
+    moved = await store.transition_from(record, "starting")
+    assert reads == 0
+    monkeypatch.undo()
+    fresh = await store.get_job(job_id, with_request=False)
+    assert moved.etag == fresh.etag != record.etag
+    assert moved.to_public_dict() == fresh.to_public_dict()
+    assert moved.status == "starting" and moved.updated_at == fresh.updated_at
+
+
+async def test_transition_from_a_stale_record_is_refused(store: JobStore) -> None:
+    job_id = uuid.uuid4().hex
+    await store.create_job(job_id, "ann", _request(), Target("user", "ann"), 1.0)
+    stale = await store.get_job(job_id, with_request=False)
+    await store.transition(job_id, "starting")
+    with pytest.raises(ConcurrencyConflict):
+        await store.transition_from(stale, "starting")
+    done = await store.transition_from(await store.get_job(job_id), "failed", error=None)
+    assert done.status == "failed" and done.completed_at is not None
+    with pytest.raises(InvalidTransition):
+        await store.transition_from(done, "running")
+    assert (await store.get_job(job_id)).status == "failed"
+
+
+@pytest.fixture
+async def services(storage_connection_string: str) -> AsyncIterator[Services]:
+    with run_in_thread(port=0) as sig:
+        tag = "hp" + uuid.uuid4().hex[:10]
+        env = {
+            "AzureWebJobsStorage": storage_connection_string,
+            "AzureSignalRConnectionString": sig.connection_string,
+            "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9",
+            "AZURE_OPENAI_DEPLOYMENT": "chat",
+            "TABLE_PREFIX": tag,
+            "JOBS_QUEUE": tag,
+            "USER_MAX_CONCURRENT_JOBS": "2",
+        }
+        s = Services.build(load_settings(env))
+        await s.ensure()
+        try:
+            yield s
+        finally:
+            await s.aclose()
+
+
+async def _active_rows(s: Services, owner: str) -> list[str]:
+    table = s.admission._table
+    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": f"active|{owner}"})
+    return [str(row["RowKey"]) async for row in rows]
+
+
+async def test_accept_job_creates_and_a_repeated_key_returns_the_earlier_job(
+    services: Services,
+) -> None:
+    first = await services.accept_job(uuid.uuid4().hex, "ann", _request(), Target("user", "ann"),
+                                      "k1")  # fmt: skip
+    assert first.created and first.status == "queued"
+    assert (await services.store.get_job(first.job_id)).status == "queued"
+    again_id = uuid.uuid4().hex
+    again = await services.accept_job(again_id, "ann", _request(), Target("user", "ann"), "k1")
+    assert (again.job_id, again.created, again.status) == (first.job_id, False, "queued")
+    # The repeat's own rows were taken back: it holds no admission row and is not listed.
+    assert await _active_rows(services, "ann") == [first.job_id]
+    listed, _ = await services.store.list_jobs("ann", 10, None)
+    assert [r.job_id for r in listed] == [first.job_id]
+
+
+async def test_a_refused_job_leaves_no_rows_and_frees_its_key(services: Services) -> None:
+    target = Target("user", "bob")
+    admitted = [
+        (await services.accept_job(uuid.uuid4().hex, "bob", _request(), target, None)).job_id
+        for _ in range(2)
+    ]
+    big = _request("x" * 200_000)  # overflow rows too
+    refused_id = uuid.uuid4().hex
+    with pytest.raises(LimitExceeded):
+        await services.accept_job(refused_id, "bob", big, target, "k2")
+    assert sorted(await _active_rows(services, "bob")) == sorted(admitted)
+    listed, _ = await services.store.list_jobs("bob", 10, None)
+    assert sorted(r.job_id for r in listed) == sorted(admitted)
+    leftovers = services.store._jobs.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": refused_id}
+    )
+    assert [row async for row in leftovers] == []
+    await services.admission.release("bob", admitted[0])
+    retry = await services.accept_job(uuid.uuid4().hex, "bob", big, target, "k2")
+    assert retry.created  # the key was unbound by the refusal
+    stored = await services.store.get_job(retry.job_id)
+    assert stored.request is not None and stored.request.prompt == big.prompt
+
+
+async def test_racing_submissions_never_pass_the_limit(services: Services) -> None:
+    target = Target("user", "cy")
+    outcomes = await asyncio.gather(
+        *(services.accept_job(uuid.uuid4().hex, "cy", _request(), target, None)
+          for _ in range(6)),
+        return_exceptions=True,
+    )  # fmt: skip
+    admitted = [o.job_id for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(o, LimitExceeded) for o in refused)
+    assert len(admitted) <= 2  # the limit (racers may even all be refused)
+    assert sorted(await _active_rows(services, "cy")) == sorted(admitted)
+    # The refused left nothing behind: alone, the next ones are admitted up to the limit.
+    for _ in range(2 - len(admitted)):
+        await services.accept_job(uuid.uuid4().hex, "cy", _request(), target, None)
+    with pytest.raises(LimitExceeded):
+        await services.accept_job(uuid.uuid4().hex, "cy", _request(), target, None)
+
+
+class RefusingClient:
+    """The durable client boundary as the SDK surfaces it: start_new raises a bare
+    Exception for an instance that is Pending/Running (the extension's 409)."""
+
+    def __init__(self, live: set[str], broken: bool = False) -> None:
+        self.live, self.broken = live, broken
+        self.calls: list[str] = []
+
+    async def get_status(self, instance_id: str) -> Any:
+        self.calls.append("get_status")
+        value = "Running" if instance_id in self.live else "Completed"
+        return SimpleNamespace(runtime_status=SimpleNamespace(value=value))
+
+    async def start_new(self, name: str, instance_id: str, spec: Any) -> str:
+        self.calls.append("start_new")
+        assert name == ORCHESTRATOR
+        if self.broken:
+            raise Exception({"Message": "the task hub is unreachable"})
+        if instance_id in self.live:
+            raise Exception({"Message": "An Orchestration instance ... already exists."})
+        self.live.add(instance_id)
+        return instance_id
+
+
+async def test_a_fresh_start_skips_the_status_read() -> None:
+    client = RefusingClient(set())
+    assert await start_orchestration(client, "j1", {}, fresh=True)
+    assert client.calls == ["start_new"]
+
+
+async def test_a_fresh_start_refused_as_live_is_already_live() -> None:
+    client = RefusingClient({"j1"})
+    assert not await start_orchestration(client, "j1", {}, fresh=True)
+    assert client.calls == ["start_new", "get_status"]
+
+
+async def test_a_fresh_start_failing_otherwise_raises() -> None:
+    client = RefusingClient(set(), broken=True)
+    with pytest.raises(Exception, match="unreachable"):
+        await start_orchestration(client, "j1", {}, fresh=True)
+
+
+async def test_a_retried_start_reads_the_status_first() -> None:
+    # A finished instance would be restarted by start_new: only a non-fresh caller's read
+    # of the status protects it, so the read must come first.
+    client = RefusingClient({"j1"})
+    assert not await start_orchestration(client, "j1", {})
+    assert client.calls == ["get_status"]
+    assert await start_orchestration(client, "j2", {})
+    assert client.calls == ["get_status", "get_status", "start_new"]
