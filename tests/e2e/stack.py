@@ -108,17 +108,47 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     raise RuntimeError(f"host not ready:\n{log.read_text(errors='replace')[-4000:]}")
 
 
-def start_host(stack: Stack, log: Path) -> None:
+def spawn_host(
+    stack: Stack, log: Path, *, app_dir: Path = ROOT, rpc_port: int = 0, append: bool = True
+) -> None:
+    """Start `python -m local.host` on the stack's port without waiting for it.
+
+    `append` keeps an earlier run's log (a restarted host writes after it); a test that
+    reads the log for a line of this run starts it fresh.
+    """
     port = int(stack.base.rsplit(":", 1)[1])
     log.parent.mkdir(parents=True, exist_ok=True)
-    out = log.open("ab")
-    stack.proc = subprocess.Popen(
-        [sys.executable, "-m", "local.host", "--app-dir", str(ROOT), "--port", str(port),
-         "--durable-rpc-port", "0"],
-        cwd=ROOT, env=stack.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with log.open("ab" if append else "wb") as out:  # the child keeps its own descriptor
+        stack.proc = subprocess.Popen(
+            [sys.executable, "-m", "local.host", "--app-dir", str(app_dir), "--port", str(port),
+             "--durable-rpc-port", str(rpc_port)],
+            cwd=ROOT, env=stack.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     stack.log_path = log
+
+
+def start_host(stack: Stack, log: Path, *, app_dir: Path = ROOT, rpc_port: int = 0) -> None:
+    """Start the host and wait until its health endpoint answers 200."""
+    spawn_host(stack, log, app_dir=app_dir, rpc_port=rpc_port)
+    assert stack.proc is not None
     _wait_ready(stack.base, stack.proc, log)
+
+
+def stack_env(storage: str, signalr: Any, openai: Any, table_prefix: str) -> dict[str, str]:
+    """The host's environment: ours minus any real Azure settings, then the local example
+    settings, pointed at this storage and these emulators with tables and queue of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "Azure"))}
+    env.update(json.loads((ROOT / "local.settings.json.example").read_text())["Values"])
+    env.update({
+        "AzureWebJobsStorage": storage,
+        "AzureSignalRConnectionString": signalr.connection_string,
+        "AZURE_OPENAI_ENDPOINT": openai.endpoint,
+        "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
+        "TABLE_PREFIX": table_prefix + str(free_port()),
+        "JOBS_QUEUE": "jobs" + str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    })  # fmt: skip
+    return env
 
 
 def stop_host(stack: Stack, timeout: float = 20.0) -> None:
@@ -147,18 +177,7 @@ def local_stack(storage: str, log: Path, **settings: str) -> Iterator[Stack]:
     base = f"http://127.0.0.1:{port}"
     options = EmulatorOptions(cors_origins=(base, f"http://localhost:{port}"))
     with signalr_in_thread(port=0, options=options) as sig, openai_in_thread(port=0) as oai:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "Azure"))}
-        example = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
-        env.update(example)
-        env.update({
-            "AzureWebJobsStorage": storage,
-            "AzureSignalRConnectionString": sig.connection_string,
-            "AZURE_OPENAI_ENDPOINT": oai.endpoint,
-            "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
-            "TABLE_PREFIX": "e2e" + str(free_port()),
-            "JOBS_QUEUE": "jobs" + str(free_port()),
-            "PYTHONUNBUFFERED": "1",
-        })  # fmt: skip
+        env = stack_env(storage, sig, oai, "e2e")
         env.update(settings)
         stack = Stack(base=base, storage=storage, signalr=sig, openai=oai, env=env)
         start_host(stack, log)

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from local.azurite import free_port
-from local.openai_emulator import DEFAULT_API_KEY, expected_tokens
+from local.openai_emulator import expected_tokens
 from local.openai_emulator import run_in_thread as openai_in_thread
 from local.signalr_emulator import run_in_thread as signalr_in_thread
 from tests.clients.listener import NodeListener
 from tests.e2e.contract import deltas_of, final_text
-from tests.e2e.stack import ROOT, Stack, _wait_ready
+from tests.e2e.stack import ROOT, Stack, stack_env, stop_host
+from tests.e2e.stack import start_host as e2e_start_host
 
 __all__ = [
     "TERMINAL",
@@ -115,16 +113,7 @@ class FaultStack(Stack):
 
 
 def start_host(stack: FaultStack, log: Path) -> None:
-    port = int(stack.base.rsplit(":", 1)[1])
-    log.parent.mkdir(parents=True, exist_ok=True)
-    out = log.open("ab")
-    stack.proc = subprocess.Popen(
-        [sys.executable, "-m", "local.host", "--app-dir", str(stack.app_dir), "--port", str(port),
-         "--durable-rpc-port", str(stack.rpc_port)],
-        cwd=ROOT, env=stack.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    stack.log_path = log
-    _wait_ready(stack.base, stack.proc, log)
+    e2e_start_host(stack, log, app_dir=stack.app_dir, rpc_port=stack.rpc_port)
 
 
 def restart_host(stack: FaultStack) -> None:
@@ -136,16 +125,8 @@ def restart_host(stack: FaultStack) -> None:
 def fault_stack(storage: str, log: Path, app_dir: Path, **settings: str) -> Iterator[FaultStack]:
     """`tests.e2e.stack.local_stack`, on `app_dir` and a known durable RPC port."""
     with signalr_in_thread(port=0) as sig, openai_in_thread(port=0) as oai:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "Azure"))}
-        env.update(json.loads((ROOT / "local.settings.json.example").read_text())["Values"])
+        env = stack_env(storage, sig, oai, "f")
         env.update({
-            "AzureWebJobsStorage": storage,
-            "AzureSignalRConnectionString": sig.connection_string,
-            "AZURE_OPENAI_ENDPOINT": oai.endpoint,
-            "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
-            "TABLE_PREFIX": "f" + str(free_port()),
-            "JOBS_QUEUE": "jobs" + str(free_port()),
-            "PYTHONUNBUFFERED": "1",
             # One live job per user: a leftover admission row shows as a refused next job.
             "USER_MAX_CONCURRENT_JOBS": "1",
             "USER_JOBS_PER_MINUTE": "1000",
@@ -161,8 +142,6 @@ def fault_stack(storage: str, log: Path, app_dir: Path, **settings: str) -> Iter
         finally:
             for listener in stack.listeners:
                 listener.stop()
-            from tests.e2e.stack import stop_host
-
             stop_host(stack)
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import pytest
 
 from api.openapi import OPENAPI
 from local.azurite import Azurite, free_port
-from tests.e2e.stack import ROOT, Stack, local_stack, stop_host
+from tests.e2e.stack import Stack, local_stack, spawn_host, stop_host
 
 from .conftest import ARTIFACTS
 from .hostile import assert_json_error
@@ -51,15 +49,8 @@ def _operations() -> list[tuple[str, str]]:
 @contextlib.contextmanager
 def _host_unchecked(stack: Stack, log: Path) -> Iterator[Stack]:
     """Start the host and wait for it to answer at all (its health may be 503)."""
-    port = int(stack.base.rsplit(":", 1)[1])
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        stack.proc = subprocess.Popen(
-            [sys.executable, "-m", "local.host", "--app-dir", str(ROOT), "--port", str(port),
-             "--durable-rpc-port", "0"],
-            cwd=ROOT, env=stack.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    stack.log_path = log
+    spawn_host(stack, log, append=False)
+    assert stack.proc is not None
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
