@@ -1,4 +1,23 @@
-"""DurableEngine: the RPC server plus the control-queue and work-item-queue workers."""
+"""DurableEngine: the RPC server plus the control-queue and work-item-queue workers.
+
+Local dispatch. A control message (orchestration start, raised event, terminate, activity
+result) or a work item that this process enqueues is handed straight to its own dispatcher,
+as the real host dispatches locally enqueued work in memory, instead of waiting for a queue
+poll to find it. The durable queue message is still sent first and stays the at-least-once
+backstop: it is sent invisible for the queue's visibility timeout, i.e. leased to this process
+from birth (the send's pop receipt renews and deletes it like a received message's), and it
+is deleted when the local run completes, exactly as a received one would be. Crash
+behaviour: a process that dies with such a message is in the state of one that had received
+it; the message reappears after its visibility timeout and another run (this process
+restarted, or another) handles it. The only new window is between the send and the local
+hand-over, where a crash used to leave the message visible at once and now leaves it for the
+visibility timeout (`controlQueueVisibilityTimeout` / `workItemQueueVisibilityTimeout`).
+Work items are dispatched locally only while an activity slot is free
+(`maxConcurrentActivityFunctions` still holds), otherwise sent visible for any poller; a
+process that is stopping sends visibly too. The pollers then only find work from elsewhere
+(redeliveries, other processes, timers), so they back off to `maxQueuePollingInterval` and
+far fewer polls come back empty.
+"""
 
 from __future__ import annotations
 
@@ -82,6 +101,7 @@ class DurableEngine:
         self._work: _Poller | None = None
         self._runner: InstanceRunner | None = None
         self._leases: dict[str, Message] = {}  # work item id -> its latest pop receipt
+        self._reserved = 0  # activity slots held by local dispatches still sending
         self._release = True  # on stop: make abandoned work items visible again at once
 
     @staticmethod
@@ -142,7 +162,7 @@ class DurableEngine:
             self._orch_pool,
             self.log,
             on_timer=self._timer_due,
-            on_work=self._work.wake,
+            dispatch_work=self._dispatch_work,
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,7 +172,7 @@ class DurableEngine:
             self.store,
             lambda: set(self.registry.orchestrators),
             lambda: self.http_base_url,
-            self._control.wake,
+            self._enqueue_control,
         )
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
@@ -229,12 +249,32 @@ class DurableEngine:
                 await self._control.idle()
                 continue
             self._control.busy()
-            for message in messages:
-                instance_id = str(message.body.get("i"))
-                self._inbox.setdefault(instance_id, []).append(message)
-                if instance_id not in self._instances:
-                    task = asyncio.create_task(self._drain(instance_id))
-                    self._instances[instance_id] = task
+            self._deliver(messages)
+
+    def _deliver(self, messages: list[Message]) -> None:
+        for message in messages:
+            instance_id = str(message.body.get("i"))
+            self._inbox.setdefault(instance_id, []).append(message)
+            if instance_id not in self._instances:
+                task = asyncio.create_task(self._drain(instance_id))
+                self._instances[instance_id] = task
+
+    async def _enqueue_control(self, body: dict[str, Any]) -> None:
+        """Send a control message and run it here at once (see the module docstring)."""
+        control = self._control
+        if self._stopping or control is None:
+            await self.store.send("control", body)
+            return
+        message = await self.store.send("control", body, self.options.control_visibility_s)
+        if self._stopping:
+            await self._unlease("control", message)
+            return
+        self._deliver([message])
+
+    async def _unlease(self, queue: str, message: Message) -> None:
+        """Make a message leased to this stopping process visible for the next one."""
+        with contextlib.suppress(Exception):
+            await self.store.extend(queue, message, 0)
 
     async def _drain(self, instance_id: str) -> None:
         assert self._runner is not None
@@ -254,13 +294,42 @@ class DurableEngine:
             self._inbox.pop(instance_id, None)
 
     # --- activities --------------------------------------------------------------------
+    def _free_slots(self) -> int:
+        return self.options.max_activities - len(self._activities) - self._reserved
+
+    async def _dispatch_work(self, body: dict[str, Any]) -> None:
+        """Send a work item; run it here at once when a slot is free (module docstring)."""
+        local = not self._stopping and self._free_slots() > 0
+        if not local:
+            await self.store.send("work", body)
+            if self._work is not None:
+                self._work.wake()
+            return
+        self._reserved += 1  # held across the send, so concurrent dispatches respect the cap
+        try:
+            message = await self.store.send("work", body, self.options.work_item_visibility_s)
+        finally:
+            self._reserved -= 1
+        if self._stopping:
+            await self._unlease("work", message)
+            return
+        self._start_activity(message)
+
+    def _start_activity(self, message: Message) -> None:
+        task = asyncio.create_task(self._activity(message))
+        self._activities.add(task)
+        task.add_done_callback(self._activities.discard)
+
     async def _work_loop(self) -> None:
         assert self._work is not None
         opts = self.options
         while not self._stopping:
-            free = opts.max_activities - len(self._activities)
+            free = self._free_slots()
             if free <= 0:
-                await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
+                if self._activities:
+                    await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await self._work.idle()  # slots held by sends in flight
                 continue
             try:
                 messages = await self.store.receive("work", free, opts.work_item_visibility_s)
@@ -273,9 +342,7 @@ class DurableEngine:
                 continue
             self._work.busy()
             for message in messages:
-                task = asyncio.create_task(self._activity(message))
-                self._activities.add(task)
-                task.add_done_callback(self._activities.discard)
+                self._start_activity(message)
 
     async def _activity(self, message: Message) -> None:
         body = message.body
@@ -318,9 +385,9 @@ class DurableEngine:
             (time.monotonic() - started) * 1000,
         )
         result = {"t": "event", "i": instance_id, "x": body["x"], "e": ev}
-        await self.store.send("control", result)
-        if self._control is not None:
-            self._control.wake()
+        # The result is durable before the work item goes: a crash between the two runs the
+        # activity again and its duplicate result is ignored (TaskScheduledId).
+        await self._enqueue_control(result)
         await self.store.delete("work", self._leases.pop(message.id, message))
 
     async def _keep_leased(self, message: Message) -> None:

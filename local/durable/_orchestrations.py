@@ -5,6 +5,21 @@ Invariants:
   written; a crash in between re-runs the episode from the redelivered control messages, and
   results of work the history never recorded are dropped as stale (at-least-once).
 - Control messages are deleted only after the episodes that consumed them are persisted.
+- An episode's outbound sends (work items and timer messages) go out side by side, and all of
+  them have completed (or the episode fails) before its history is written: no crash can
+  leave a history that records work whose message was never sent. The history is written
+  before the instance row, which is what makes the history readable (a row naming an
+  episode whose history is missing would replay without it); the control messages are
+  deleted side by side after the row.
+- Work items go to the engine's `dispatch_work`, which may start the activity in this
+  process at once (the queue message stays as the at-least-once backstop, see the engine).
+  An activity may therefore start before the history naming it is written, as it could
+  before when a poller picked its message up at once: if the episode is not persisted, the
+  episode re-runs from its redelivered messages and a result the history never scheduled is
+  dropped as stale or matched by TaskScheduledId.
+- Rows and histories are read through the store's cache (`cached=True`); row writes are
+  conditional on the cached ETag, so a concurrent writer fails the episode (redelivery)
+  instead of being overwritten.
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
@@ -74,20 +89,19 @@ class InstanceRunner:
         pool: Executor,
         logger: logging.Logger,
         on_timer: Callable[[float], None],
-        on_work: Callable[[], None],
+        dispatch_work: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
         self.store = store
         self.registry = registry
         self.pool = pool
         self.log = logger
         self.on_timer = on_timer  # wake the control poller when a timer is due
-        self.on_work = on_work  # wake the activity poller
+        self.dispatch_work = dispatch_work  # enqueue a work item (and maybe run it here)
 
     async def process(self, instance_id: str, messages: list[Message]) -> None:
-        row = await self.store.get_instance(instance_id)
+        row = await self.store.get_instance(instance_id, cached=True)
         if row is None:
-            for m in messages:
-                await self.store.delete("control", m)
+            await self._delete(messages)
             return
         messages = await self._defer_early_timers(messages)
         starts = [m for m in messages if m.body["t"] == "start"]
@@ -103,8 +117,10 @@ class InstanceRunner:
         elif row["RuntimeStatus"] in RUNNING:
             pending = [m.body["e"] for m in others if m.body.get("x") in (None, x)]
             await self._run(row, pending, starting)
-        for m in messages:
-            await self.store.delete("control", m)
+        await self._delete(messages)
+
+    async def _delete(self, messages: list[Message]) -> None:
+        await _all([self.store.delete("control", m) for m in messages])
 
     async def _defer_early_timers(self, messages: list[Message]) -> list[Message]:
         """Long timers outlive a queue message's 7-day visibility: re-send until due."""
@@ -124,7 +140,7 @@ class InstanceRunner:
     async def _terminate(self, row: dict[str, Any], reason: str) -> None:
         now = _now()
         x = row["ExecutionId"]
-        history = await self.store.load_history(row["PartitionKey"], x)
+        history = await self.store.load_history(row["PartitionKey"], x, cached=True)
         ev = event("ExecutionTerminated", now, Input=reason)
         await self.store.append_history(row["PartitionKey"], x, len(history), [ev])
         row |= {
@@ -132,12 +148,13 @@ class InstanceRunner:
             "Output": _json(reason),
             "LastUpdatedTime": format_time(now),
         }
-        await self.store.put_instance(row)
+        await self.store.put_instance(row, checked=True)
         self.log.info("orchestration %s terminated", row["PartitionKey"])
 
     async def _run(self, row: dict[str, Any], pending: list[dict[str, Any]], first: bool) -> None:
         instance_id, name = row["PartitionKey"], row["Name"]
-        history = [] if first else await self.store.load_history(instance_id, row["ExecutionId"])
+        x = row["ExecutionId"]
+        history = [] if first else await self.store.load_history(instance_id, x, cached=True)
         state = ShimState.from_json(row.get("Shim"))
         seen = {e.get("_mid") for e in history if e.get("_mid")}
         pending = [e for e in pending if not e.get("_mid") or e["_mid"] not in seen]
@@ -174,7 +191,7 @@ class InstanceRunner:
             await self.store.append_history(instance_id, row["ExecutionId"], len(history), written)
             history += written
             row = self._apply(row, plan, state, now)
-            await self.store.put_instance(row)
+            await self.store.put_instance(row, checked=True)
             self.log.info(
                 "orchestration %s episode: %s (%d new events, %d activities, %.0f ms)",
                 instance_id,
@@ -191,7 +208,7 @@ class InstanceRunner:
                     "Input": plan.continue_input,
                     "Shim": ShimState().to_json(),
                 }
-                await self.store.put_instance(row)
+                await self.store.put_instance(row, checked=True)
                 state, history, first = ShimState(), [], True
                 # Only external events carry over to the new execution.
                 pending = [e for e in pending if e["EventType"] == EVENT["EventRaised"]]
@@ -211,16 +228,19 @@ class InstanceRunner:
         instance_id, x = row["PartitionKey"], row["ExecutionId"]
         if plan.status not in ("Running",):
             return  # a finished execution schedules nothing more
+        sends: list[Awaitable[Any]] = []
         for item in plan.work:
             body = {"i": instance_id, "x": x, "id": item.task_id, "name": item.name}
-            await self.store.send("work", body | {"input": item.input})
-        if plan.work:
-            self.on_work()
+            sends.append(self.dispatch_work(body | {"input": item.input}))
+        delays = []
         for timer_id, fire_at in plan.timers:
             fired = event("TimerFired", fire_at, TimerId=timer_id, FireAt=format_time(fire_at))
             delay = (fire_at - _now()).total_seconds()
             body = {"t": "event", "i": instance_id, "x": x, "fire_at": format_time(fire_at)}
-            await self.store.send("control", body | {"e": fired}, delay)
+            sends.append(self.store.send("control", body | {"e": fired}, delay))
+            delays.append(delay)
+        await _all(sends)
+        for delay in delays:
             self.on_timer(delay)
 
     def _apply(
@@ -236,6 +256,14 @@ class InstanceRunner:
         if status in TERMINAL:
             row["Output"] = _json(plan.output)
         return row
+
+
+async def _all(calls: list[Awaitable[Any]]) -> None:
+    """Run side by side; every call has ended before the first failure is raised."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _json(value: Any) -> str | None:

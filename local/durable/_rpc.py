@@ -94,8 +94,14 @@ def build_app(
     store: TaskHubStore,
     orchestrators: Callable[[], set[str]],
     http_base_url: Callable[[], str],
-    wake: Callable[[], None],
+    enqueue_control: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> Starlette:
+    """The client API. `enqueue_control` sends a control message (and may run it at once).
+
+    A start writes the instance row before its start message: a message for a row that does
+    not exist is dropped by the runner. A new id costs one insert (no read first); only when
+    the id exists is the row read to apply the instance-id rules.
+    """
     hub = store.hub
 
     async def start(request: Request) -> Response:
@@ -115,19 +121,19 @@ def build_app(
             input_json = _payload(await request.body())
         except ValueError:
             return _error(400, "Invalid JSON content")
-        existing = await store.get_instance(instance_id)
-        if existing is not None and existing["RuntimeStatus"] in RUNNING:
-            return _error(
-                409,
-                f"An Orchestration instance with the status {existing['RuntimeStatus']} "
-                "already exists.",
-            )
-        if existing is not None:
-            await store.delete_history(instance_id)
         row = new_instance_row(instance_id, name, input_json)
-        await store.put_instance(row)
-        await store.send("control", {"t": "start", "i": instance_id, "x": row["ExecutionId"]})
-        wake()
+        if not await store.insert_instance(row):
+            existing = await store.get_instance(instance_id)
+            if existing is not None and existing["RuntimeStatus"] in RUNNING:
+                return _error(
+                    409,
+                    f"An Orchestration instance with the status {existing['RuntimeStatus']} "
+                    "already exists.",
+                )
+            if existing is not None:
+                await store.delete_history(instance_id)
+            await store.put_instance(row)
+        await enqueue_control({"t": "start", "i": instance_id, "x": row["ExecutionId"]})
         payload = management_payload(http_base_url(), hub, instance_id)
         return JSONResponse(
             payload, status_code=202, headers={"Location": payload["statusQueryGetUri"]}
@@ -202,8 +208,7 @@ def build_app(
             return _error(400, "Invalid JSON content")
         ev = event("EventRaised", _utcnow(), Name=request.path_params["event"], Input=body_input)
         ev["_mid"] = uuid.uuid4().hex
-        await store.send("control", {"t": "event", "i": instance_id, "x": None, "e": ev})
-        wake()
+        await enqueue_control({"t": "event", "i": instance_id, "x": None, "e": ev})
         return Response(status_code=202)
 
     async def terminate(request: Request) -> Response:
@@ -214,8 +219,7 @@ def build_app(
         if row["RuntimeStatus"] in TERMINAL:
             return Response(status_code=410)
         reason = request.query_params.get("reason") or ""
-        await store.send("control", {"t": "terminate", "i": instance_id, "reason": reason})
-        wake()
+        await enqueue_control({"t": "terminate", "i": instance_id, "reason": reason})
         return Response(status_code=202)
 
     def routes(prefix: str) -> list[Route]:

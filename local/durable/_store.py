@@ -3,6 +3,20 @@
 Named like the Azure Storage provider's: tables `{Hub}Instances` and `{Hub}History`, queues
 `{hub}-control-00` (one partition) and `{hub}-workitems`. Storage SDK errors are mapped to
 `StoreUnavailable` here and re-raised `from exc`.
+
+Instance rows and histories the orchestration runner reads (`cached=True`) are kept in
+memory, as the extension's cache of loaded orchestrations does, so an episode of an instance
+this process has just written costs no read. Coherence rests on the engine's documented rule
+of one engine per task hub; storage remains the truth:
+- a row enters the cache from a write this process made (with the ETag storage returned) or
+  from a cached read during which no write of that instance began (a per-instance write
+  counter, so a slow read cannot put back a row older than a write that overtook it);
+- the runner's row writes are conditional on the cached ETag: another writer is detected
+  (412), the entry dropped and the episode failed as StoreUnavailable, so its messages are
+  redelivered and re-read from storage;
+- any failed write drops the instance's entries (the write may have applied or not);
+- a finished instance (Completed, Failed, Terminated) is dropped; a restarted process starts
+  empty. Status queries from the client API always read storage.
 """
 
 from __future__ import annotations
@@ -13,7 +27,13 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
@@ -22,6 +42,8 @@ __all__ = ["Message", "StoreUnavailable", "TaskHubStore"]
 
 # Azure Storage queues cap a message's visibility timeout at 7 days.
 MAX_VISIBILITY_S = 7 * 24 * 3600 - 60
+_CACHE_MAX = 2000  # instances; oldest entries go first
+_FINISHED = ("Completed", "Failed", "Terminated", "Canceled")
 
 
 class StoreUnavailable(Exception):
@@ -55,6 +77,10 @@ class TaskHubStore:
         self.history = self._tables.get_table_client(f"{hub}History")
         self.control = self._queues.get_queue_client(f"{hub.lower()}-control-00")
         self.workitems = self._queues.get_queue_client(f"{hub.lower()}-workitems")
+        # instance id -> (row, ETag); instance id -> (execution id, events); see the docstring
+        self._rows: dict[str, tuple[dict[str, Any], str]] = {}
+        self._histories: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._writes = 0  # writes begun; see _changing
 
     async def create(self) -> None:
         async with _mapped():
@@ -72,22 +98,91 @@ class TaskHubStore:
         await self._queues.close()
 
     # --- instances -------------------------------------------------------------------
-    async def get_instance(self, instance_id: str) -> dict[str, Any] | None:
+    def _changing(self, instance_id: str) -> None:
+        """A write begins: reads already in flight must not be cached.
+
+        One counter for all instances (bounded memory); a read overtaken by any write is
+        simply not cached, which only costs a later read.
+        """
+        self._writes += 1
+
+    def forget(self, instance_id: str) -> None:
+        self._rows.pop(instance_id, None)
+        self._histories.pop(instance_id, None)
+
+    def _remember(self, row: dict[str, Any], etag: str | None) -> None:
+        instance_id = str(row["PartitionKey"])
+        if etag is None or row.get("RuntimeStatus") in _FINISHED:
+            self.forget(instance_id)
+            return
+        self._rows.pop(instance_id, None)
+        self._rows[instance_id] = (dict(row), etag)
+        while len(self._rows) > _CACHE_MAX:
+            self.forget(next(iter(self._rows)))
+
+    async def get_instance(self, instance_id: str, cached: bool = False) -> dict[str, Any] | None:
+        if cached and instance_id in self._rows:
+            return dict(self._rows[instance_id][0])
+        writes = self._writes
         async with _mapped():
             try:
-                return dict(await self.instances.get_entity(instance_id, ""))
+                entity = await self.instances.get_entity(instance_id, "")
             except ResourceNotFoundError:
                 return None
+        row = dict(entity)
+        if cached and self._writes == writes:
+            self._remember(row, entity.metadata.get("etag"))
+        return row
 
-    async def put_instance(self, row: dict[str, Any]) -> None:
-        async with _mapped():
-            await self.instances.upsert_entity(row, mode=UpdateMode.REPLACE)
+    async def insert_instance(self, row: dict[str, Any]) -> bool:
+        """Create the row; False when one already exists (one round trip for a new id)."""
+        instance_id = str(row["PartitionKey"])
+        self._changing(instance_id)
+        try:
+            async with _mapped():
+                meta = await self.instances.create_entity(row)
+        except ResourceExistsError:
+            return False
+        except BaseException:
+            self.forget(instance_id)
+            raise
+        self._remember(row, meta.get("etag"))
+        return True
+
+    async def put_instance(self, row: dict[str, Any], checked: bool = False) -> None:
+        """Replace the row. `checked`: only if unchanged since this process cached it."""
+        instance_id = str(row["PartitionKey"])
+        known = self._rows.get(instance_id) if checked else None
+        self._changing(instance_id)
+        try:
+            async with _mapped():
+                if known is not None:
+                    meta = await self.instances.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=known[1],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                else:
+                    meta = await self.instances.upsert_entity(row, mode=UpdateMode.REPLACE)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            self.forget(instance_id)
+            raise StoreUnavailable(
+                "the instance changed in storage since this engine read it "
+                "(is another engine running on this task hub?)"
+            ) from exc
+        except BaseException:
+            self.forget(instance_id)
+            raise
+        self._remember(row, meta.get("etag"))
 
     async def list_instances(self) -> list[dict[str, Any]]:
         async with _mapped():
             return [dict(e) async for e in self.instances.list_entities()]
 
     async def delete_instance(self, instance_id: str) -> bool:
+        self._changing(instance_id)
+        self.forget(instance_id)
         async with _mapped():
             found = await self.get_instance(instance_id) is not None
             await self.instances.delete_entity(instance_id, "")
@@ -95,13 +190,22 @@ class TaskHubStore:
             return found
 
     # --- history ---------------------------------------------------------------------
-    async def load_history(self, instance_id: str, execution_id: str) -> list[dict[str, Any]]:
+    async def load_history(
+        self, instance_id: str, execution_id: str, cached: bool = False
+    ) -> list[dict[str, Any]]:
+        known = self._histories.get(instance_id) if cached else None
+        if known is not None and known[0] == execution_id:
+            return list(known[1])
+        writes = self._writes
         query = "PartitionKey eq @pk and ExecutionId eq @x"
         params = {"pk": instance_id, "x": execution_id}
         async with _mapped():
             rows = [dict(e) async for e in self.history.query_entities(query, parameters=params)]
         rows.sort(key=lambda r: str(r["RowKey"]))
-        return [json.loads(r["Event"]) for r in rows]
+        events = [json.loads(r["Event"]) for r in rows]
+        if cached and instance_id in self._rows and self._writes == writes:
+            self._histories[instance_id] = (execution_id, list(events))
+        return events
 
     async def append_history(
         self, instance_id: str, execution_id: str, start: int, events: list[dict[str, Any]]
@@ -116,11 +220,23 @@ class TaskHubStore:
                 "Event": json.dumps(ev),
             }
             ops.append(("upsert", row))
-        async with _mapped():
-            for at in range(0, len(ops), 100):
-                await self.history.submit_transaction(ops[at : at + 100])
+        known = self._histories.pop(instance_id, None)
+        self._changing(instance_id)
+        try:
+            async with _mapped():
+                for at in range(0, len(ops), 100):
+                    await self.history.submit_transaction(ops[at : at + 100])
+        except BaseException:
+            self.forget(instance_id)
+            raise
+        if start == 0:
+            self._histories[instance_id] = (execution_id, list(events))
+        elif known is not None and known[0] == execution_id and len(known[1]) == start:
+            self._histories[instance_id] = (execution_id, known[1] + list(events))
 
     async def delete_history(self, instance_id: str) -> None:
+        self._changing(instance_id)
+        self._histories.pop(instance_id, None)
         async with _mapped():
             keys = [
                 ("delete", {"PartitionKey": instance_id, "RowKey": e["RowKey"]})
@@ -132,11 +248,18 @@ class TaskHubStore:
                 await self.history.submit_transaction(keys[at : at + 100])
 
     # --- queues ----------------------------------------------------------------------
-    async def send(self, queue: str, body: dict[str, Any], delay_s: float = 0) -> None:
+    async def send(self, queue: str, body: dict[str, Any], delay_s: float = 0) -> Message:
+        """Enqueue `body`, invisible for `delay_s`.
+
+        The returned message carries the pop receipt of the send, which deletes or renews
+        it like a received message's: a message sent invisible is leased to this process
+        from birth (see the engine's local dispatch).
+        """
         client = self.control if queue == "control" else self.workitems
         delay = max(0, min(int(delay_s + 0.999), MAX_VISIBILITY_S))
         async with _mapped():
-            await client.send_message(json.dumps(body), visibility_timeout=delay or None)
+            sent = await client.send_message(json.dumps(body), visibility_timeout=delay or None)
+        return Message(sent.id, sent.pop_receipt or "", body, 0)
 
     async def receive(self, queue: str, count: int, visibility_s: float) -> list[Message]:
         client = self.control if queue == "control" else self.workitems
