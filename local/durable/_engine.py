@@ -101,7 +101,7 @@ class DurableEngine:
         self._work: _Poller | None = None
         self._runner: InstanceRunner | None = None
         self._leases: dict[str, Message] = {}  # work item id -> its latest pop receipt
-        self._reserved = 0  # activity slots held by local dispatches still sending
+        self._background: set[asyncio.Future[None]] = set()
         self._release = True  # on stop: make abandoned work items visible again at once
 
     @staticmethod
@@ -172,7 +172,7 @@ class DurableEngine:
             self.store,
             lambda: set(self.registry.orchestrators),
             lambda: self.http_base_url,
-            self._enqueue_control,
+            _LocalControl(self),
         )
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
@@ -261,8 +261,7 @@ class DurableEngine:
 
     async def _enqueue_control(self, body: dict[str, Any]) -> None:
         """Send a control message and run it here at once (see the module docstring)."""
-        control = self._control
-        if self._stopping or control is None:
+        if self._stopping or self._control is None:
             await self.store.send("control", body)
             return
         message = await self.store.send("control", body, self.options.control_visibility_s)
@@ -295,28 +294,29 @@ class DurableEngine:
 
     # --- activities --------------------------------------------------------------------
     def _free_slots(self) -> int:
-        return self.options.max_activities - len(self._activities) - self._reserved
+        return self.options.max_activities - len(self._activities)
 
     async def _dispatch_work(self, body: dict[str, Any]) -> None:
-        """Send a work item; run it here at once when a slot is free (module docstring)."""
-        local = not self._stopping and self._free_slots() > 0
-        if not local:
+        """Send a work item; run it here at once when a slot is free (module docstring).
+
+        The activity starts while its leased message is being sent; this returns (and the
+        episode goes on to write its history) only once the send has succeeded, and raises
+        if it failed. An activity whose message could not be sent drops its result: the
+        episode that scheduled it is not persisted and schedules it again when it re-runs.
+        """
+        if self._stopping or self._free_slots() <= 0:
             await self.store.send("work", body)
             if self._work is not None:
                 self._work.wake()
             return
-        self._reserved += 1  # held across the send, so concurrent dispatches respect the cap
-        try:
-            message = await self.store.send("work", body, self.options.work_item_visibility_s)
-        finally:
-            self._reserved -= 1
-        if self._stopping:
-            await self._unlease("work", message)
-            return
-        self._start_activity(message)
+        sent = asyncio.ensure_future(
+            self.store.send("work", body, self.options.work_item_visibility_s)
+        )
+        self._start_activity(body, sent)  # takes its slot now: the cap holds
+        await asyncio.shield(sent)
 
-    def _start_activity(self, message: Message) -> None:
-        task = asyncio.create_task(self._activity(message))
+    def _start_activity(self, body: dict[str, Any], sent: asyncio.Future[Message]) -> None:
+        task = asyncio.create_task(self._activity(body, sent))
         self._activities.add(task)
         task.add_done_callback(self._activities.discard)
 
@@ -326,10 +326,7 @@ class DurableEngine:
         while not self._stopping:
             free = self._free_slots()
             if free <= 0:
-                if self._activities:
-                    await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
-                else:
-                    await self._work.idle()  # slots held by sends in flight
+                await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
                 messages = await self.store.receive("work", free, opts.work_item_visibility_s)
@@ -342,12 +339,13 @@ class DurableEngine:
                 continue
             self._work.busy()
             for message in messages:
-                self._start_activity(message)
+                received: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+                received.set_result(message)
+                self._start_activity(message.body, received)
 
-    async def _activity(self, message: Message) -> None:
-        body = message.body
+    async def _activity(self, body: dict[str, Any], sent: asyncio.Future[Message]) -> None:
         name, instance_id = str(body["name"]), str(body["i"])
-        lease = asyncio.create_task(self._keep_leased(message))
+        lease = asyncio.create_task(self._keep_leased(sent))
         started = time.monotonic()
         try:
             with invocation(name, instance_id) as inv:
@@ -360,12 +358,22 @@ class DurableEngine:
                     inv.fail(what, error)
         except asyncio.CancelledError:
             lease.cancel()
-            if self._release and self._stopping:
-                with contextlib.suppress(Exception):
-                    await self.store.extend("work", self._leases.get(message.id, message), 0)
+            if self._release and self._stopping and sent.done() and not sent.exception():
+                message = sent.result()
+                await self._unlease("work", self._leases.get(message.id, message))
             self.log.info("activity %s for %s abandoned", name, instance_id)
             raise
         lease.cancel()
+        try:
+            message = await sent
+        except Exception as exc:
+            self.log.warning(
+                "activity %s for %s: its work item was not sent (%s); result dropped",
+                name,
+                instance_id,
+                type(exc).__name__,
+            )
+            return
         now = _utcnow()
         if outcome.ok:
             ev = event("TaskCompleted", now, TaskScheduledId=body["id"], Result=outcome.result)
@@ -390,10 +398,13 @@ class DurableEngine:
         await self._enqueue_control(result)
         await self.store.delete("work", self._leases.pop(message.id, message))
 
-    async def _keep_leased(self, message: Message) -> None:
+    async def _keep_leased(self, sent: asyncio.Future[Message]) -> None:
         """Renew the work item's invisibility while the activity runs (as DTFx does)."""
         every = max(0.5, self.options.work_item_visibility_s / 2)
-        current = message
+        try:
+            message = current = await asyncio.shield(sent)
+        except Exception:
+            return
         while True:
             await asyncio.sleep(every)
             try:
@@ -403,6 +414,32 @@ class DurableEngine:
                 self._leases[message.id] = current
             except Exception as exc:
                 self.log.warning("could not renew work item lease: %s", type(exc).__name__)
+
+
+class _LocalControl:
+    """The client API's control queue: the engine's local dispatch (module docstring)."""
+
+    def __init__(self, engine: DurableEngine) -> None:
+        self._engine = engine
+
+    async def enqueue(self, body: dict[str, Any]) -> None:
+        await self._engine._enqueue_control(body)
+
+    def can_lease(self) -> bool:
+        return not self._engine._stopping
+
+    async def lease(self, body: dict[str, Any]) -> Message:
+        engine = self._engine
+        return await engine.store.send("control", body, engine.options.control_visibility_s)
+
+    def hand_over(self, message: Message) -> None:
+        engine = self._engine
+        if engine._stopping:  # the next process gets it once its lease is released
+            task = asyncio.ensure_future(engine._unlease("control", message))
+            engine._background.add(task)
+            task.add_done_callback(engine._background.discard)
+            return
+        engine._deliver([message])
 
 
 def _utcnow() -> datetime:

@@ -17,6 +17,10 @@ Invariants:
   before when a poller picked its message up at once: if the episode is not persisted, the
   episode re-runs from its redelivered messages and a result the history never scheduled is
   dropped as stale or matched by TaskScheduledId.
+- The row records how many history events its episodes wrote (`HistoryLength`); history is
+  read up to that length. Events past it belong to an episode whose row write never landed
+  (a crash, or a conditional write refused): they are ignored and overwritten by the episode
+  that re-runs from the redelivered messages, instead of being replayed as if persisted.
 - Rows and histories are read through the store's cache (`cached=True`); row writes are
   conditional on the cached ETag, so a concurrent writer fails the episode (redelivery)
   instead of being overwritten.
@@ -51,7 +55,7 @@ from ._replay import (
 )
 from ._store import Message, TaskHubStore
 
-__all__ = ["RUNNING", "TERMINAL", "InstanceRunner", "new_instance_row"]
+__all__ = ["RUNNING", "TERMINAL", "InstanceRunner", "new_instance_row", "persisted"]
 
 RUNNING = ("Pending", "Running", "ContinuedAsNew")
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
@@ -76,7 +80,14 @@ def new_instance_row(instance_id: str, name: str, input_json: str | None) -> dic
         "CreatedTime": now,
         "LastUpdatedTime": now,
         "Shim": ShimState().to_json(),
+        "HistoryLength": 0,
     }
+
+
+def persisted(row: dict[str, Any], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history events the row's episodes wrote (see the module docstring)."""
+    length = row.get("HistoryLength")
+    return history if length is None else history[: int(length)]
 
 
 class InstanceRunner:
@@ -140,10 +151,11 @@ class InstanceRunner:
     async def _terminate(self, row: dict[str, Any], reason: str) -> None:
         now = _now()
         x = row["ExecutionId"]
-        history = await self.store.load_history(row["PartitionKey"], x, cached=True)
+        history = persisted(row, await self.store.load_history(row["PartitionKey"], x, cached=True))
         ev = event("ExecutionTerminated", now, Input=reason)
         await self.store.append_history(row["PartitionKey"], x, len(history), [ev])
         row |= {
+            "HistoryLength": len(history) + 1,
             "RuntimeStatus": "Terminated",
             "Output": _json(reason),
             "LastUpdatedTime": format_time(now),
@@ -155,6 +167,7 @@ class InstanceRunner:
         instance_id, name = row["PartitionKey"], row["Name"]
         x = row["ExecutionId"]
         history = [] if first else await self.store.load_history(instance_id, x, cached=True)
+        history = persisted(row, history)
         state = ShimState.from_json(row.get("Shim"))
         seen = {e.get("_mid") for e in history if e.get("_mid")}
         pending = [e for e in pending if not e.get("_mid") or e["_mid"] not in seen]
@@ -190,7 +203,7 @@ class InstanceRunner:
             await self._send_outbound(row, plan)
             await self.store.append_history(instance_id, row["ExecutionId"], len(history), written)
             history += written
-            row = self._apply(row, plan, state, now)
+            row = self._apply(row, plan, state, now) | {"HistoryLength": len(history)}
             await self.store.put_instance(row, checked=True)
             self.log.info(
                 "orchestration %s episode: %s (%d new events, %d activities, %.0f ms)",
@@ -207,6 +220,7 @@ class InstanceRunner:
                     "RuntimeStatus": "Running",
                     "Input": plan.continue_input,
                     "Shim": ShimState().to_json(),
+                    "HistoryLength": 0,
                 }
                 await self.store.put_instance(row, checked=True)
                 state, history, first = ShimState(), [], True

@@ -9,11 +9,13 @@ The same routes are also served under `/runtime/webhooks/durabletask/` for the s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -21,17 +23,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._orchestrations import RUNNING, TERMINAL, new_instance_row
+from ._orchestrations import RUNNING, TERMINAL, new_instance_row, persisted
 from ._replay import EVENT, event, parse_time
-from ._store import TaskHubStore
+from ._store import Message, TaskHubStore
 
-__all__ = ["build_app", "management_payload"]
+__all__ = ["ControlQueue", "build_app", "management_payload"]
 
 _BAD_ID_CHARS = set("/\\#?")
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"Message": message, "ExceptionMessage": message}, status_code=status)
+
+
+def _conflict(existing: dict[str, Any] | None) -> JSONResponse:
+    status = existing["RuntimeStatus"] if existing else "Running"
+    return _error(409, f"An Orchestration instance with the status {status} already exists.")
+
+
+class ControlQueue(Protocol):
+    """How the client API sends control messages (the engine's local dispatch)."""
+
+    async def enqueue(self, body: dict[str, Any]) -> None:
+        """Send a message for the runner (run here at once when possible)."""
+
+    def can_lease(self) -> bool:
+        """Whether `lease` + `hand_over` may be used now (not while stopping)."""
+
+    async def lease(self, body: dict[str, Any]) -> Message:
+        """Send a message invisible to pollers, to be handed over or deleted."""
+
+    def hand_over(self, message: Message) -> None:
+        """Run a leased message here."""
 
 
 def management_payload(base_url: str, hub: str, instance_id: str) -> dict[str, str]:
@@ -94,15 +117,59 @@ def build_app(
     store: TaskHubStore,
     orchestrators: Callable[[], set[str]],
     http_base_url: Callable[[], str],
-    enqueue_control: Callable[[dict[str, Any]], Awaitable[None]],
+    control: ControlQueue,
 ) -> Starlette:
-    """The client API. `enqueue_control` sends a control message (and may run it at once).
+    """The client API; `control` sends control messages (and may run them at once).
 
-    A start writes the instance row before its start message: a message for a row that does
-    not exist is dropped by the runner. A new id costs one insert (no read first); only when
-    the id exists is the row read to apply the instance-id rules.
+    A start inserts the row (one round trip for a new id, no read first; only an existing
+    id is read, to apply the instance-id rules) and, side by side, sends its start message
+    leased to this process from birth: no poller can see the message before it is handed
+    over, and it is handed over only after the row is written, so the runner never meets a
+    start without its row. Crash or failure in between: a 409 or a failed insert deletes the
+    message (best effort); a message left behind reappears after the control visibility
+    timeout and is dropped by the runner (no row, or a row of another execution); a failed
+    send deletes a just-inserted row (best effort), so no Pending row waits for a start that
+    was never sent. A process that is stopping writes the row, then sends the message visible.
     """
     hub = store.hub
+
+    async def create(row: dict[str, Any]) -> Response | None:
+        """Write the row and its start message; a 409 response if a live instance has the id."""
+        instance_id = row["PartitionKey"]
+        body = {"t": "start", "i": instance_id, "x": row["ExecutionId"]}
+        if not control.can_lease():
+            if not await _insert_or_replace(row):
+                return _conflict(await store.get_instance(instance_id))
+            await control.enqueue(body)
+            return None
+        inserted, sent = await asyncio.gather(
+            store.insert_instance(row), control.lease(body), return_exceptions=True
+        )
+        if isinstance(sent, BaseException):
+            if inserted is True:
+                with suppress(Exception):
+                    await store.delete_instance(instance_id)
+            raise sent
+        if isinstance(inserted, BaseException) or not (inserted or await _insert_or_replace(row)):
+            with suppress(Exception):
+                await store.delete("control", sent)
+            if isinstance(inserted, BaseException):
+                raise inserted
+            return _conflict(await store.get_instance(instance_id))
+        control.hand_over(sent)
+        return None
+
+    async def _insert_or_replace(row: dict[str, Any]) -> bool:
+        """False if a live instance holds the id; a finished one is replaced (history gone)."""
+        if await store.insert_instance(row):
+            return True
+        existing = await store.get_instance(row["PartitionKey"])
+        if existing is not None and existing["RuntimeStatus"] in RUNNING:
+            return False
+        if existing is not None:
+            await store.delete_history(row["PartitionKey"])
+        await store.put_instance(row)
+        return True
 
     async def start(request: Request) -> Response:
         name = request.path_params["name"]
@@ -121,19 +188,9 @@ def build_app(
             input_json = _payload(await request.body())
         except ValueError:
             return _error(400, "Invalid JSON content")
-        row = new_instance_row(instance_id, name, input_json)
-        if not await store.insert_instance(row):
-            existing = await store.get_instance(instance_id)
-            if existing is not None and existing["RuntimeStatus"] in RUNNING:
-                return _error(
-                    409,
-                    f"An Orchestration instance with the status {existing['RuntimeStatus']} "
-                    "already exists.",
-                )
-            if existing is not None:
-                await store.delete_history(instance_id)
-            await store.put_instance(row)
-        await enqueue_control({"t": "start", "i": instance_id, "x": row["ExecutionId"]})
+        conflict = await create(new_instance_row(instance_id, name, input_json))
+        if conflict is not None:
+            return conflict
         payload = management_payload(http_base_url(), hub, instance_id)
         return JSONResponse(
             payload, status_code=202, headers={"Location": payload["statusQueryGetUri"]}
@@ -146,7 +203,7 @@ def build_app(
             return Response(status_code=404)
         body = status_json(row, _flag(request, "showInput", True))
         if _flag(request, "showHistory", False):
-            history = await store.load_history(instance_id, row["ExecutionId"])
+            history = persisted(row, await store.load_history(instance_id, row["ExecutionId"]))
             show_output = _flag(request, "showHistoryOutput", False)
             body["historyEvents"] = [_public_event(e, show_output) for e in history]
         code = 202 if row["RuntimeStatus"] in RUNNING else 200
@@ -208,7 +265,7 @@ def build_app(
             return _error(400, "Invalid JSON content")
         ev = event("EventRaised", _utcnow(), Name=request.path_params["event"], Input=body_input)
         ev["_mid"] = uuid.uuid4().hex
-        await enqueue_control({"t": "event", "i": instance_id, "x": None, "e": ev})
+        await control.enqueue({"t": "event", "i": instance_id, "x": None, "e": ev})
         return Response(status_code=202)
 
     async def terminate(request: Request) -> Response:
@@ -219,7 +276,7 @@ def build_app(
         if row["RuntimeStatus"] in TERMINAL:
             return Response(status_code=410)
         reason = request.query_params.get("reason") or ""
-        await enqueue_control({"t": "terminate", "i": instance_id, "reason": reason})
+        await control.enqueue({"t": "terminate", "i": instance_id, "reason": reason})
         return Response(status_code=202)
 
     def routes(prefix: str) -> list[Route]:

@@ -156,21 +156,21 @@ class TaskHubStore:
         self._changing(instance_id)
         try:
             async with _mapped():
-                if known is not None:
-                    meta = await self.instances.update_entity(
-                        row,
-                        mode=UpdateMode.REPLACE,
-                        etag=known[1],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                else:
-                    meta = await self.instances.upsert_entity(row, mode=UpdateMode.REPLACE)
-        except (ResourceModifiedError, ResourceNotFoundError) as exc:
-            self.forget(instance_id)
-            raise StoreUnavailable(
-                "the instance changed in storage since this engine read it "
-                "(is another engine running on this task hub?)"
-            ) from exc
+                try:
+                    if known is not None:
+                        meta = await self.instances.update_entity(
+                            row,
+                            mode=UpdateMode.REPLACE,
+                            etag=known[1],
+                            match_condition=MatchConditions.IfNotModified,
+                        )
+                    else:
+                        meta = await self.instances.upsert_entity(row, mode=UpdateMode.REPLACE)
+                except (ResourceModifiedError, ResourceNotFoundError) as exc:
+                    raise StoreUnavailable(
+                        "the instance changed in storage since this engine read it "
+                        "(is another engine running on this task hub?)"
+                    ) from exc
         except BaseException:
             self.forget(instance_id)
             raise
