@@ -34,6 +34,7 @@ from typing import Any
 import uvicorn
 
 from ._config import DurableOptions
+from ._dispatch import LocalControl, Poller
 from ._functions import TRIGGERS, Registry, run_activity
 from ._logs import invocation
 from ._orchestrations import InstanceRunner
@@ -42,30 +43,6 @@ from ._rpc import build_app
 from ._store import Message, StoreUnavailable, TaskHubStore
 
 __all__ = ["DurableEngine"]
-
-_MIN_POLL_S = 0.05
-
-
-class _Poller:
-    """Backoff from 50 ms up to maxQueuePollingInterval when idle; `wake()` cuts a wait short."""
-
-    def __init__(self, max_interval: float) -> None:
-        self.max_interval = max_interval
-        self.interval = _MIN_POLL_S
-        self.event = asyncio.Event()
-
-    def wake(self) -> None:
-        self.interval = _MIN_POLL_S
-        self.event.set()
-
-    def busy(self) -> None:
-        self.interval = _MIN_POLL_S
-
-    async def idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), self.interval)
-        self.event.clear()
-        self.interval = min(self.interval * 2, self.max_interval)
 
 
 class DurableEngine:
@@ -97,8 +74,8 @@ class DurableEngine:
         self._inbox: dict[str, list[Message]] = {}
         self._stopping = False
         self._server: uvicorn.Server | None = None
-        self._control: _Poller | None = None
-        self._work: _Poller | None = None
+        self._control: Poller | None = None
+        self._work: Poller | None = None
         self._runner: InstanceRunner | None = None
         self._leases: dict[str, Message] = {}  # work item id -> its latest pop receipt
         self._background: set[asyncio.Future[None]] = set()
@@ -154,8 +131,8 @@ class DurableEngine:
     async def start(self) -> None:
         self._stopping = False
         await self.store.create()
-        self._control = _Poller(self.options.max_polling_interval_s)
-        self._work = _Poller(self.options.max_polling_interval_s)
+        self._control = Poller(self.options.max_polling_interval_s)
+        self._work = Poller(self.options.max_polling_interval_s)
         self._runner = InstanceRunner(
             self.store,
             self.registry,
@@ -172,7 +149,13 @@ class DurableEngine:
             self.store,
             lambda: set(self.registry.orchestrators),
             lambda: self.http_base_url,
-            _LocalControl(self),
+            LocalControl(
+                enqueue=self._enqueue_control,
+                lease=self._lease_control,
+                deliver=lambda messages: self._deliver(messages),
+                release=self._release_control,
+                stopping=lambda: self._stopping,
+            ),
         )
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
@@ -269,6 +252,15 @@ class DurableEngine:
             await self._unlease("control", message)
             return
         self._deliver([message])
+
+    async def _lease_control(self, body: dict[str, Any]) -> Message:
+        return await self.store.send("control", body, self.options.control_visibility_s)
+
+    def _release_control(self, message: Message) -> None:
+        """In the background: a leased message this stopping process will not run."""
+        task = asyncio.ensure_future(self._unlease("control", message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _unlease(self, queue: str, message: Message) -> None:
         """Make a message leased to this stopping process visible for the next one."""
@@ -414,32 +406,6 @@ class DurableEngine:
                 self._leases[message.id] = current
             except Exception as exc:
                 self.log.warning("could not renew work item lease: %s", type(exc).__name__)
-
-
-class _LocalControl:
-    """The client API's control queue: the engine's local dispatch (module docstring)."""
-
-    def __init__(self, engine: DurableEngine) -> None:
-        self._engine = engine
-
-    async def enqueue(self, body: dict[str, Any]) -> None:
-        await self._engine._enqueue_control(body)
-
-    def can_lease(self) -> bool:
-        return not self._engine._stopping
-
-    async def lease(self, body: dict[str, Any]) -> Message:
-        engine = self._engine
-        return await engine.store.send("control", body, engine.options.control_visibility_s)
-
-    def hand_over(self, message: Message) -> None:
-        engine = self._engine
-        if engine._stopping:  # the next process gets it once its lease is released
-            task = asyncio.ensure_future(engine._unlease("control", message))
-            engine._background.add(task)
-            task.add_done_callback(engine._background.discard)
-            return
-        engine._deliver([message])
 
 
 def _utcnow() -> datetime:
