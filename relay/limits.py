@@ -5,6 +5,8 @@ not in memory. Admission is *reserve, then count*: a job first writes its own ro
 the owner's active set, one in the global active set, one in the owner's rate window),
 then counts the rows. If a count is over its limit the job removes its rows and is
 refused. Two racing jobs may both be refused, but never both admitted past a limit.
+`reserve` is `hold` (the writes) then `admit` (the counts); a caller may run its own
+independent writes side by side with `hold`, never with `admit`.
 
 Active rows carry an expiry (the job timeout plus slack): a job whose release was lost
 (a crashed instance) stops counting by itself, and the sweeper deletes its rows.

@@ -197,11 +197,11 @@ class Services:
                 undo.append(_quietly(admission.drop(held)))
             if key is not None and bound == job_id:
                 undo.append(_quietly(self.idempotency.forget(owner, key)))
-            await asyncio.gather(*undo)
             if failure is not None:
+                await asyncio.gather(*undo)
                 raise failure
             earlier = str(bound)
-            record = await store.get_job(earlier, with_request=False)
+            record, *_ = await asyncio.gather(store.get_job(earlier, with_request=False), *undo)
             return Accepted(earlier, record.status, created=False)
         assert isinstance(held, Hold) and staged is None
         try:
