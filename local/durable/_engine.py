@@ -1,20 +1,22 @@
 """DurableEngine: the RPC server plus the control-queue and work-item-queue workers.
 
 Local dispatch. A control message (orchestration start, raised event, terminate, activity
-result) or a work item that this process enqueues is handed straight to its own dispatcher,
-as the real host dispatches locally enqueued work in memory, instead of waiting for a queue
-poll to find it. The durable queue message is still sent first and stays the at-least-once
-backstop: it is sent invisible for the queue's visibility timeout, i.e. leased to this process
-from birth (the send's pop receipt renews and deletes it like a received message's), and it
-is deleted when the local run completes, exactly as a received one would be. Crash
-behaviour: a process that dies with such a message is in the state of one that had received
-it; the message reappears after its visibility timeout and another run (this process
-restarted, or another) handles it. The only new window is between the send and the local
-hand-over, where a crash used to leave the message visible at once and now leaves it for the
-visibility timeout (`controlQueueVisibilityTimeout` / `workItemQueueVisibilityTimeout`).
-Work items are dispatched locally only while an activity slot is free
-(`maxConcurrentActivityFunctions` still holds), otherwise sent visible for any poller; a
-process that is stopping sends visibly too. The pollers then only find work from elsewhere
+result) or a work item that this process enqueues is handed straight to its own dispatcher
+instead of waiting for a queue poll to find it (an in-memory dispatch of locally enqueued work;
+how closely DTFx's own matches is not verified here). The durable queue message is still sent
+first and stays the at-least-once backstop: it is sent invisible for the queue's visibility
+timeout, i.e. leased to this process from birth (the send's pop receipt renews and deletes it
+like a received message's), and it is deleted when the local run completes, exactly as a
+received one would be. Crash behaviour: a process that dies with such a message is in the state
+of one that had received it; the message reappears after its visibility timeout and another run
+(this process restarted, or another) handles it. The only new window is between the send and the
+local hand-over, where a crash used to leave the message visible at once and now leaves it for
+the visibility timeout (`controlQueueVisibilityTimeout` / `workItemQueueVisibilityTimeout`).
+A work item kept here starts only once the episode that scheduled it is persisted, and a
+start message is handed over only once its row is written (see _orchestrations and _rpc).
+Work items are kept only while an activity slot is free (`maxConcurrentActivityFunctions`
+still holds), otherwise sent visible for any poller; a process that is stopping sends
+visibly too. The pollers then only find work from elsewhere
 (redeliveries, other processes, timers), so they back off to `maxQueuePollingInterval` and
 far fewer polls come back empty.
 """
@@ -27,6 +29,7 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +82,7 @@ class DurableEngine:
         self._runner: InstanceRunner | None = None
         self._leases: dict[str, Message] = {}  # work item id -> its latest pop receipt
         self._background: set[asyncio.Future[None]] = set()
+        self._reserved = 0  # activity slots held by dispatched work items not started yet
         self._release = True  # on stop: make abandoned work items visible again at once
 
     @staticmethod
@@ -258,9 +262,7 @@ class DurableEngine:
 
     def _release_control(self, message: Message) -> None:
         """In the background: a leased message this stopping process will not run."""
-        task = asyncio.ensure_future(self._unlease("control", message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(self._unlease("control", message))
 
     async def _unlease(self, queue: str, message: Message) -> None:
         """Make a message leased to this stopping process visible for the next one."""
@@ -286,29 +288,46 @@ class DurableEngine:
 
     # --- activities --------------------------------------------------------------------
     def _free_slots(self) -> int:
-        return self.options.max_activities - len(self._activities)
+        return self.options.max_activities - len(self._activities) - self._reserved
 
-    async def _dispatch_work(self, body: dict[str, Any]) -> None:
-        """Send a work item; run it here at once when a slot is free (module docstring).
+    async def _dispatch_work(self, body: dict[str, Any]) -> Callable[[bool], None] | None:
+        """Send a work item; when a slot is free, send it leased and return its `go`.
 
-        The activity starts while its leased message is being sent; this returns (and the
-        episode goes on to write its history) only once the send has succeeded, and raises
-        if it failed. An activity whose message could not be sent drops its result: the
-        episode that scheduled it is not persisted and schedules it again when it re-runs.
+        The runner calls `go(True)` once the episode that scheduled the activity is persisted
+        (history and row): only then does it start here, so a crash while it runs always
+        finds its scheduling recorded and the work item's redelivery is its one re-run.
+        `go(False)` (the episode failed) makes the message visible at once for any poller,
+        as an unleased send would have been. Without a free slot (or while stopping) the
+        item is sent visible for the pollers and None is returned.
         """
         if self._stopping or self._free_slots() <= 0:
             await self.store.send("work", body)
             if self._work is not None:
                 self._work.wake()
-            return
-        sent = asyncio.ensure_future(
-            self.store.send("work", body, self.options.work_item_visibility_s)
-        )
-        self._start_activity(body, sent)  # takes its slot now: the cap holds
-        await asyncio.shield(sent)
+            return None
+        self._reserved += 1  # the slot is held from now on: the cap holds
+        try:
+            message = await self.store.send("work", body, self.options.work_item_visibility_s)
+        except BaseException:
+            self._reserved -= 1
+            raise
 
-    def _start_activity(self, body: dict[str, Any], sent: asyncio.Future[Message]) -> None:
-        task = asyncio.create_task(self._activity(body, sent))
+        def go(persisted: bool) -> None:
+            self._reserved -= 1
+            if persisted and not self._stopping:
+                self._start_activity(message)
+            else:
+                self._in_background(self._unlease("work", message))
+
+        return go
+
+    def _in_background(self, call: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _start_activity(self, message: Message) -> None:
+        task = asyncio.create_task(self._activity(message))
         self._activities.add(task)
         task.add_done_callback(self._activities.discard)
 
@@ -318,7 +337,10 @@ class DurableEngine:
         while not self._stopping:
             free = self._free_slots()
             if free <= 0:
-                await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
+                if self._activities:
+                    await asyncio.wait(set(self._activities), return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await self._work.idle()  # every slot is held by a dispatch in flight
                 continue
             try:
                 messages = await self.store.receive("work", free, opts.work_item_visibility_s)
@@ -331,13 +353,12 @@ class DurableEngine:
                 continue
             self._work.busy()
             for message in messages:
-                received: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-                received.set_result(message)
-                self._start_activity(message.body, received)
+                self._start_activity(message)
 
-    async def _activity(self, body: dict[str, Any], sent: asyncio.Future[Message]) -> None:
+    async def _activity(self, message: Message) -> None:
+        body = message.body
         name, instance_id = str(body["name"]), str(body["i"])
-        lease = asyncio.create_task(self._keep_leased(sent))
+        lease = asyncio.create_task(self._keep_leased(message))
         started = time.monotonic()
         try:
             with invocation(name, instance_id) as inv:
@@ -350,22 +371,11 @@ class DurableEngine:
                     inv.fail(what, error)
         except asyncio.CancelledError:
             lease.cancel()
-            if self._release and self._stopping and sent.done() and not sent.exception():
-                message = sent.result()
+            if self._release and self._stopping:
                 await self._unlease("work", self._leases.get(message.id, message))
             self.log.info("activity %s for %s abandoned", name, instance_id)
             raise
         lease.cancel()
-        try:
-            message = await sent
-        except Exception as exc:
-            self.log.warning(
-                "activity %s for %s: its work item was not sent (%s); result dropped",
-                name,
-                instance_id,
-                type(exc).__name__,
-            )
-            return
         now = _utcnow()
         if outcome.ok:
             ev = event("TaskCompleted", now, TaskScheduledId=body["id"], Result=outcome.result)
@@ -390,13 +400,10 @@ class DurableEngine:
         await self._enqueue_control(result)
         await self.store.delete("work", self._leases.pop(message.id, message))
 
-    async def _keep_leased(self, sent: asyncio.Future[Message]) -> None:
+    async def _keep_leased(self, message: Message) -> None:
         """Renew the work item's invisibility while the activity runs (as DTFx does)."""
         every = max(0.5, self.options.work_item_visibility_s / 2)
-        try:
-            message = current = await asyncio.shield(sent)
-        except Exception:
-            return
+        current = message
         while True:
             await asyncio.sleep(every)
             try:

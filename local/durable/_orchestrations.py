@@ -11,12 +11,11 @@ Invariants:
   before the instance row, which is what makes the history readable (a row naming an
   episode whose history is missing would replay without it); the control messages are
   deleted side by side after the row.
-- Work items go to the engine's `dispatch_work`, which may start the activity in this
-  process at once (the queue message stays as the at-least-once backstop, see the engine).
-  An activity may therefore start before the history naming it is written, as it could
-  before when a poller picked its message up at once: if the episode is not persisted, the
-  episode re-runs from its redelivered messages and a result the history never scheduled is
-  dropped as stale or matched by TaskScheduledId.
+- Work items go to the engine's `dispatch_work`, which may keep one for this process (sent
+  leased; the queue message stays the at-least-once backstop, see the engine). Such an
+  activity starts only once the episode's history and row are written, so a crash during
+  it always finds its scheduling recorded (one redelivery, one re-run). An episode that
+  fails after its sends releases them to the pollers, as visible sends were before.
 - The row records how many history events its episodes wrote (`HistoryLength`); history is
   read up to that length. Events past it belong to an episode whose row write never landed
   (a crash, or a conditional write refused): they are ignored and overwritten by the episode
@@ -100,7 +99,7 @@ class InstanceRunner:
         pool: Executor,
         logger: logging.Logger,
         on_timer: Callable[[float], None],
-        dispatch_work: Callable[[dict[str, Any]], Awaitable[None]],
+        dispatch_work: Callable[[dict[str, Any]], Awaitable[Callable[[bool], None] | None]],
     ) -> None:
         self.store = store
         self.registry = registry
@@ -200,11 +199,19 @@ class InstanceRunner:
                         inv.fail(answer.error)
                 plan = plan_episode(state, batch, answer, now, name)
             written = [*opened, *plan.new_events, event("OrchestratorCompleted", now)]
-            await self._send_outbound(row, plan)
-            await self.store.append_history(instance_id, row["ExecutionId"], len(history), written)
-            history += written
-            row = self._apply(row, plan, state, now) | {"HistoryLength": len(history)}
-            await self.store.put_instance(row, checked=True)
+            starts = await self._send_outbound(row, plan)
+            done = False
+            try:
+                await self.store.append_history(
+                    instance_id, row["ExecutionId"], len(history), written
+                )
+                history += written
+                row = self._apply(row, plan, state, now) | {"HistoryLength": len(history)}
+                await self.store.put_instance(row, checked=True)
+                done = True
+            finally:
+                for go in starts:  # locally dispatched activities start once persisted
+                    go(done)
             self.log.info(
                 "orchestration %s episode: %s (%d new events, %d activities, %.0f ms)",
                 instance_id,
@@ -238,10 +245,17 @@ class InstanceRunner:
             return parse_answer(raised=exc)
         return parse_answer(returned=returned)
 
-    async def _send_outbound(self, row: dict[str, Any], plan: EpisodePlan) -> None:
+    async def _send_outbound(
+        self, row: dict[str, Any], plan: EpisodePlan
+    ) -> list[Callable[[bool], None]]:
+        """Send the episode's work items and timers side by side.
+
+        Returns the `go` of each work item dispatched to this process. If any send fails,
+        those are released (`go(False)`) and the failure raised: nothing may be persisted.
+        """
         instance_id, x = row["PartitionKey"], row["ExecutionId"]
         if plan.status not in ("Running",):
-            return  # a finished execution schedules nothing more
+            return []  # a finished execution schedules nothing more
         sends: list[Awaitable[Any]] = []
         for item in plan.work:
             body = {"i": instance_id, "x": x, "id": item.task_id, "name": item.name}
@@ -253,9 +267,16 @@ class InstanceRunner:
             body = {"t": "event", "i": instance_id, "x": x, "fire_at": format_time(fire_at)}
             sends.append(self.store.send("control", body | {"e": fired}, delay))
             delays.append(delay)
-        await _all(sends)
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        starts = [r for r in results[: len(plan.work)] if callable(r)]
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            for go in starts:
+                go(False)
+            raise failures[0]
         for delay in delays:
             self.on_timer(delay)
+        return starts
 
     def _apply(
         self, row: dict[str, Any], plan: EpisodePlan, state: ShimState, now: datetime

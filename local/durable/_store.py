@@ -5,12 +5,11 @@ Named like the Azure Storage provider's: tables `{Hub}Instances` and `{Hub}Histo
 `StoreUnavailable` here and re-raised `from exc`.
 
 Instance rows and histories the orchestration runner reads (`cached=True`) are kept in
-memory, as the extension's cache of loaded orchestrations does, so an episode of an instance
-this process has just written costs no read. Coherence rests on the engine's documented rule
-of one engine per task hub; storage remains the truth:
+memory, so an episode of an instance this process has just written costs no read. Coherence
+rests on the engine's documented rule of one engine per task hub; storage remains the truth:
 - a row enters the cache from a write this process made (with the ETag storage returned) or
-  from a cached read during which no write of that instance began (a per-instance write
-  counter, so a slow read cannot put back a row older than a write that overtook it);
+  from a cached read during which no write began (a write counter, so a slow read cannot
+  put back a row older than a write that overtook it);
 - the runner's row writes are conditional on the cached ETag: another writer is detected
   (412), the entry dropped and the episode failed as StoreUnavailable, so its messages are
   redelivered and re-read from storage;
