@@ -77,9 +77,9 @@ class JobTiming:
         for (_, before), (name, at) in itertools.pairwise(points):
             if before is not None and at is not None:
                 out[name] = at - before
-        # The durable engine starts an activity it schedules at once, before the episode's
-        # history and row are written (and its log line), so the two stages above can
-        # overlap; this one does not depend on their order.
+        # An activity can start before its episode's log line (a poller may pick its work item
+        # up while the episode is still persisting), so the two stages above can overlap;
+        # this one does not depend on their order.
         if s.get("pickup") is not None and s.get("claimed") is not None:
             out["(queue pickup to attempt claimed)"] = s["claimed"] - s["pickup"]
         return out
