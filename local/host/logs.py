@@ -13,6 +13,7 @@ import contextvars
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -56,22 +57,25 @@ def _timestamp(record: logging.LogRecord) -> str:
     )
 
 
-_base_factory = logging.getLogRecordFactory()
+def _tagging(base: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        inv = current_invocation.get()
+        if inv is not None:
+            record.functionName = inv.function_name
+            record.invocationId = inv.invocation_id
+        return record
 
-
-def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record = _base_factory(*args, **kwargs)
-    inv = current_invocation.get()
-    if inv is not None:
-        record.functionName = inv.function_name
-        record.invocationId = inv.invocation_id
-    return record
+    factory._host_invocation_tag = True  # type: ignore[attr-defined]
+    return factory
 
 
 def install_record_factory() -> None:
-    """Tag every record created during an invocation with it (idempotent)."""
-    if logging.getLogRecordFactory() is not _record_factory:
-        logging.setLogRecordFactory(_record_factory)
+    """Tag every record created during an invocation with it (idempotent). Chains onto the
+    installed factory, so the app's own (relay.telemetry: jobId) keeps working."""
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "_host_invocation_tag", False):
+        logging.setLogRecordFactory(_tagging(current))
 
 
 class TextFormatter(logging.Formatter):

@@ -39,3 +39,14 @@ def test_no_code_passes_the_job_id_as_log_extra() -> None:
         if re.search(r"extra\s*=\s*\{[^}]*[\"']jobId[\"']", path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_local_host_tag_chains_onto_the_app_factory(caplog: pytest.LogCaptureFixture) -> None:
+    from local.host.logs import install_record_factory
+
+    telemetry.configure({})
+    install_record_factory()
+    install_record_factory()  # idempotent: does not stack a second tag
+    with caplog.at_level(logging.INFO), telemetry.job_scope("j9"):
+        logging.getLogger("relay.x").info("inside")
+    assert caplog.records[-1].jobId == "j9"  # type: ignore[attr-defined]
