@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from . import batching, llm_stream, load, pipeline
+from ._machine import machine
 
 __all__ = ["BENCHMARKS", "machine", "main", "record"]
 
@@ -30,21 +29,6 @@ BENCHMARKS: dict[str, Callable[[int], str]] = {
     "llm": llm_stream.run,  # client CPU per streamed delta: SDK chunk models vs relay.llm
 }
 DOCS = {"pipeline": "benchmarks"}  # benchmark -> docs page, when not docs/<name>.md
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def record(name: str, body: str, command: str, path: Path | None = None) -> Path:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import os
-import platform
 import secrets
 import sys
 import tempfile
@@ -28,6 +26,7 @@ import aiohttp
 
 from ._jobs import JobRecord, Tracker, fetch_text, make_prompt, submit
 from ._loadstats import added_delays, cpu_percent, emission_times, percentile, rss_summary
+from ._machine import machine
 from ._stackproc import ROOT, Sampler, StackProcs, running_stack
 from .clients import SubscriberPool
 
@@ -69,18 +68,6 @@ class Figures:
     signalr: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, nproc {os.cpu_count()}, Python {platform.python_version()}"
 
 
 async def _json(session: aiohttp.ClientSession, method: str, url: str) -> Any:
