@@ -125,6 +125,13 @@ def _group(name: str) -> str:
     return name
 
 
+def _live(conns: list[Connection]) -> bool:
+    # A connection the server has begun to close no longer exists for the REST API, even
+    # while its close message is still being flushed: a DELETE is followed at once by a
+    # 404 from the existence check, whatever the transport's timing.
+    return any(not conn.closing for conn in conns)
+
+
 def _status(ok: bool) -> web.Response:
     return web.Response(status=OK if ok else 404)
 
@@ -185,7 +192,7 @@ async def _dispatch(
             _close_all(emu, hub.all_connections(), request)
             return web.Response(status=NO_CONTENT)
         case ["connections", cid] if exists:
-            return _status(cid in hub.connections)
+            return _status(_live([hub.connections[cid]] if cid in hub.connections else []))
         case ["connections", cid] if m == "DELETE":
             conn = hub.connections.get(cid)
             if conn is not None:
@@ -195,7 +202,7 @@ async def _dispatch(
             hub.remove_from_all_groups(cid)
             return web.Response(status=OK)
         case ["groups", group] if exists:
-            return _status(bool(hub.group_connections(_group(group))))
+            return _status(_live(hub.group_connections(_group(group))))
         case ["groups", group, ":closeConnections"] if m == "POST":
             _close_all(emu, hub.group_connections(_group(group)), request)
             return web.Response(status=NO_CONTENT)
@@ -204,7 +211,7 @@ async def _dispatch(
         case ["groups", group, "connections", cid] if m == "DELETE":
             return _status(hub.remove_from_group(_group(group), cid))
         case ["users", user] if exists:
-            return _status(bool(hub.users.get(user)))
+            return _status(_live(hub.user_connections(user)))
         case ["users", user, ":closeConnections"] if m == "POST":
             _close_all(emu, hub.user_connections(user), request)
             return web.Response(status=NO_CONTENT)

@@ -107,3 +107,34 @@ async def test_invocations_get_an_error_completion_and_bad_handshakes_an_error()
             reply = json.loads((await asyncio.wait_for(raw.recv(), 5)).rstrip(RS))
             assert "messagepack" in reply["error"]
             await asyncio.wait_for(raw.wait_closed(), 5)
+
+
+
+async def test_a_deleted_connection_is_gone_at_once_while_its_close_is_unread() -> None:
+    # A long-polling client that stops polling keeps its close message queued until the
+    # close grace ends; the REST API must already report the connection as gone.
+    options = EmulatorOptions(close_grace_s=2.0)
+    async with SignalREmulator(options=options) as emu, httpx.AsyncClient() as http:
+        cid, conn_token, token = await negotiate(http, emu, HUB)
+        client = f"{emu.url}/client/"
+        params = {"hub": HUB, "id": conn_token}
+        auth = {"Authorization": f"Bearer {token}"}
+        assert (await http.get(client, params=params, headers=auth)).status_code == 200
+        handshake = json.dumps({"protocol": "json", "version": 1}) + RS
+        assert (await http.post(client, params=params, headers=auth, content=handshake)).is_success
+        base = f"{emu.url}/api/hubs/{HUB}"
+
+        async def call(method: str, path: str) -> int:
+            url = base + path
+            response = await http.request(
+                method,
+                url,
+                params={"api-version": "2022-06-01"},
+                headers={"Authorization": f"Bearer {issue_token(emu.access_key, url)}"},
+            )
+            return response.status_code
+
+        assert await call("HEAD", f"/connections/{cid}") == 200
+        assert await call("DELETE", f"/connections/{cid}") == 200
+        assert cid in emu.core.registry.hub(HUB).connections  # its close is still unread
+        assert await call("HEAD", f"/connections/{cid}") == 404
