@@ -109,7 +109,6 @@ async def test_invocations_get_an_error_completion_and_bad_handshakes_an_error()
             await asyncio.wait_for(raw.wait_closed(), 5)
 
 
-
 async def test_a_deleted_connection_is_gone_at_once_while_its_close_is_unread() -> None:
     # A long-polling client that stops polling keeps its close message queued until the
     # close grace ends; the REST API must already report the connection as gone.
