@@ -170,27 +170,32 @@ async def _run(
 
 
 # No functools.wraps below: the Functions worker matches parameter names to bindings,
-# and `inspect.signature` would follow __wrapped__ to the handler's own parameters.
+# and `inspect.signature` would follow __wrapped__ to the handler's own parameters. So each
+# wrapper spells out its binding parameters, and only takes the handler's name.
+def _named(run: Handler, handler: Handler) -> None:
+    run.__name__ = run.__qualname__ = handler.__name__
+
+
+def _http_only(
+    handler: Handler, auth: bool
+) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
+    async def run(req: func.HttpRequest) -> func.HttpResponse:
+        return await _run(handler, req, auth)
+
+    _named(run, handler)
+    return run
+
+
 def endpoint(handler: Handler) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
     """An authenticated API handler `(req, caller, services)`; errors become JSON."""
-
-    async def run(req: func.HttpRequest) -> func.HttpResponse:
-        return await _run(handler, req, True)
-
-    run.__name__ = run.__qualname__ = handler.__name__
-    return run
+    return _http_only(handler, True)
 
 
 def public_endpoint(
     handler: Handler,
 ) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
     """Like `endpoint`, for routes open without sign-in (caller.user_id may be "")."""
-
-    async def run(req: func.HttpRequest) -> func.HttpResponse:
-        return await _run(handler, req, False)
-
-    run.__name__ = run.__qualname__ = handler.__name__
-    return run
+    return _http_only(handler, False)
 
 
 def endpoint_with_output(
@@ -201,7 +206,7 @@ def endpoint_with_output(
     async def run(req: func.HttpRequest, outmsg: func.Out[str]) -> func.HttpResponse:
         return await _run(handler, req, True, outmsg)
 
-    run.__name__ = run.__qualname__ = handler.__name__
+    _named(run, handler)
     return run
 
 
@@ -213,5 +218,5 @@ def endpoint_with_client(
     async def run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
         return await _run(handler, req, True, client)
 
-    run.__name__ = run.__qualname__ = handler.__name__
+    _named(run, handler)
     return run

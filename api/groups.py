@@ -43,6 +43,14 @@ def _optional_json(req: func.HttpRequest, fields: frozenset[str]) -> dict[str, o
     return body
 
 
+def _member(req: func.HttpRequest) -> str:
+    """The `{userId}` route value: "me" (the caller) or a well-formed user id, else 400."""
+    who = req.route_params.get("userId", "")
+    if who != "me" and not valid_user_id(who):
+        raise ApiError(400, "invalid_request", "not a user id", field="userId")
+    return who
+
+
 async def _require_member(services: Services, group: str, user: str) -> None:
     if not await services.groups.is_member(group, user):
         raise ApiError(404, "not_found", "no such group")
@@ -113,10 +121,7 @@ async def join_group(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
     group = _group(req)
-    who = req.route_params.get("userId", "")
-    if who != "me":
-        if not valid_user_id(who):
-            raise ApiError(400, "invalid_request", "not a user id", field="userId")
+    if _member(req) != "me":
         raise ApiError(403, "forbidden", "you can only add yourself (members/me)")
     body = _optional_json(req, frozenset({"invite"}))
     invite = body.get("invite")
@@ -141,20 +146,18 @@ async def remove_member(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
     group = _group(req)
-    who = req.route_params.get("userId", "")
-    if who == "me":
+    who = _member(req)
+    if who == "me":  # leaving: any member may ask
         await _require_member(services, group, caller.user_id)
-        if await services.groups.owner_of(group) == caller.user_id:
-            raise ApiError(409, "owner_cannot_leave", "delete the group instead")
-        await services.groups.leave(group, caller.user_id)
-        return json_response({"group": group, "userId": caller.user_id, "removed": True})
-    if not valid_user_id(who):
-        raise ApiError(400, "invalid_request", "not a user id", field="userId")
-    await _require_owner(services, group, caller.user_id)
-    if who == caller.user_id:
+        who = caller.user_id
+        owner = await services.groups.owner_of(group)
+    else:  # removing a member: only the owner may ask
+        await _require_owner(services, group, caller.user_id)
+        owner = caller.user_id
+        if who != owner and not await services.groups.is_member(group, who):
+            raise ApiError(404, "not_found", "no such member")
+    if who == owner:
         raise ApiError(409, "owner_cannot_leave", "delete the group instead")
-    if not await services.groups.is_member(group, who):
-        raise ApiError(404, "not_found", "no such member")
     await services.groups.leave(group, who)
     return json_response({"group": group, "userId": who, "removed": True})
 

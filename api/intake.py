@@ -16,7 +16,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from relay.errors import InvalidTransition, JobNotFound, ValidationError
-from relay.intake import decode_message
+from relay.intake import QueueJob, decode_message
 from relay.services import Services, get_services
 from relay.streaming import finalize_job
 from relay.telemetry import job_scope
@@ -55,6 +55,15 @@ async def start_orchestration(
     return True
 
 
+def _decode(msg: func.QueueMessage, queue: str) -> QueueJob | None:
+    """The message's job, or None once a malformed one is logged: no retry can mend it."""
+    try:
+        return decode_message(msg.get_body())
+    except ValidationError:
+        log.warning("dropped a malformed %s message", queue, extra={"messageId": msg.id})
+        return None
+
+
 async def _runtime(client: Any, job_id: str) -> str | None:
     status = await client.get_status(job_id)
     value = getattr(getattr(status, "runtime_status", None), "value", None)
@@ -65,10 +74,8 @@ async def _runtime(client: Any, job_id: str) -> str | None:
 @bp.durable_client_input(client_name="client")
 async def intake(msg: func.QueueMessage, client: Any) -> None:
     services = await get_services()
-    try:
-        job = decode_message(msg.get_body())
-    except ValidationError:
-        log.warning("dropped a malformed jobs message", extra={"messageId": msg.id})
+    job = _decode(msg, "jobs")
+    if job is None:
         return
     with job_scope(job.job_id):
         await _start(services, client, job.job_id, {"dequeueCount": msg.dequeue_count})
@@ -105,10 +112,8 @@ async def _start(services: Services, client: Any, job_id: str, extra: dict[str, 
 async def intake_poison(msg: func.QueueMessage) -> None:
     """A jobs message that failed every try: fail its job if it never got going."""
     services = await get_services()
-    try:
-        job = decode_message(msg.get_body())
-    except ValidationError:
-        log.warning("dropped a malformed poison message", extra={"messageId": msg.id})
+    job = _decode(msg, "poison")
+    if job is None:
         return
     try:
         # Without the request: a record whose request cannot be read (one reason a message
