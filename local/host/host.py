@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import signal
@@ -21,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from local.settings_files import (
     LocalSettings,
     apply_to_environ,
@@ -31,12 +28,13 @@ from local.settings_files import (
 )
 
 from .config import HostConfig, load_host_json
-from .http_front import HttpFront, HttpLimits, KeyRing
+from .http_front import HttpFront, HttpLimits
+from .http_server import HttpServer, ListenError, bind_socket, build_key_ring, build_routes
 from .index import DURABLE_TRIGGERS, FunctionSpec, IndexError_, load_functions, resolve_expression
 from .invoker import InvocationResult, Invoker
 from .logs import HOST_LOGGER, install_record_factory
 from .queue_listener import QueueListener
-from .routing import RouteError, RouteTable, parse_template
+from .routing import RouteTable
 from .storage import Storage
 from .timers import TimerListener, timer_schedule
 
@@ -59,21 +57,6 @@ class HostOptions:
     queue_min_polling: float = 0.1
     max_body_bytes: int | None = None  # None: FUNCTIONS_REQUEST_BODY_SIZE_LIMIT or 100 MB
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise HostError(f"port {port} on {host} is already in use") from exc
-        raise HostError(f"cannot listen on {host}:{port}: {exc}") from exc
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 async def _close_durable_client_session() -> None:
@@ -100,8 +83,7 @@ class Host:
         self.queue_listeners: list[QueueListener] = []
         self.timers: list[TimerListener] = []
         self._sock: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self._http: HttpServer | None = None
         self.port = options.port
         install_record_factory()
 
@@ -113,38 +95,6 @@ class Host:
         apply_to_environ(self.settings)  # the environment wins, as with func start
         self.config = load_host_json(app_dir)
         self.functions = load_functions(app_dir, os.environ)
-
-    def _routes(self) -> RouteTable[FunctionSpec]:
-        assert self.config is not None
-        table: RouteTable[FunctionSpec] = RouteTable()
-        prefix = self.config.http.route_prefix
-        for spec in self.functions:
-            if spec.trigger_type != "httpTrigger":
-                continue
-            route = str(spec.trigger.get("route") or spec.name).strip("/")
-            template = f"{prefix}/{route}" if prefix else route
-            try:
-                table.add(parse_template(template, spec, spec.trigger.get("methods")))
-            except RouteError as exc:
-                raise IndexError_(f"function {spec.name!r}: route {route!r}: {exc}") from exc
-        return table
-
-    def _keys(self) -> KeyRing:
-        keys = KeyRing(
-            os.environ.get("LOCAL_HOST_MASTER_KEY") or None,
-            os.environ.get("LOCAL_HOST_FUNCTION_KEY") or None,
-        )
-        for spec in self.functions:
-            level = str(spec.trigger.get("authLevel", "")).lower()
-            if spec.trigger_type != "httpTrigger" or level == "anonymous":
-                continue
-            if keys.master is None and (level == "admin" or keys.function is None):
-                needed = "LOCAL_HOST_MASTER_KEY" if level == "admin" else "LOCAL_HOST_FUNCTION_KEY"
-                raise IndexError_(
-                    f"function {spec.name!r}: authLevel {level!r} needs a key: set {needed} "
-                    "(app setting or environment), or make the function anonymous"
-                )
-        return keys
 
     def _storage_connection(self) -> str:
         value = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 (the real name)
@@ -171,14 +121,14 @@ class Host:
     async def start(self) -> None:
         try:
             self._load()
-            routes = self._routes()
-            keys = self._keys()
             assert self.config is not None and self.settings is not None
+            routes = build_routes(self.functions, self.config.http.route_prefix)
+            keys = build_key_ring(self.functions, os.environ)
             durable = [s for s in self.functions if s.trigger_type in DURABLE_TRIGGERS]
             needs_client = any(
                 b["type"] == "durableClient" for s in self.functions for b in s.bindings
             )
-            self._sock = _bind(self.options.bind, self.options.port)
+            self._sock = bind_socket(self.options.bind, self.options.port)
             self.port = self._sock.getsockname()[1]
             self.storage = Storage(
                 os.environ,
@@ -207,7 +157,7 @@ class Host:
                     self.timers.append(TimerListener(spec, schedule, self._execute_ok))
             if durable or needs_client:
                 self.engine = self._make_engine(durable)
-        except (IndexError_, ValueError) as exc:
+        except (IndexError_, ValueError, ListenError) as exc:
             await self._close_partial()
             raise HostError(str(exc)) from exc
         except HostError:
@@ -233,20 +183,8 @@ class Host:
             limits=HttpLimits(limit, http.max_outstanding_requests, http.max_concurrent_requests),
             keys=keys,
         )  # fmt: skip
-        config = uvicorn.Config(
-            self.front, log_config=None, access_log=False, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=int(self.options.shutdown_timeout),
-        )  # fmt: skip
-        config.load()
-        self._server = uvicorn.Server(config)
-        # _serve() is serve() without uvicorn's signal capture: this host handles signals.
-        self._serve_task = asyncio.create_task(self._server._serve(sockets=[self._sock]))
-        for _ in range(1000):  # uvicorn exposes no startup event; `started` flips within ms
-            if self._server.started or self._serve_task.done():
-                break
-            await asyncio.sleep(0.01)
-        if self._serve_task.done():
-            await self._serve_task
+        self._http = HttpServer(self.front, self._sock, self.options.shutdown_timeout)
+        if not await self._http.start():
             raise HostError("the HTTP listener stopped during startup")
         self._announce(routes)
 
@@ -311,10 +249,8 @@ class Host:
             *(q.stop(timeout) for q in self.queue_listeners),
             *(t.stop(timeout) for t in self.timers),
         )
-        if self._server is not None:
-            self._server.should_exit = True
-            if self._serve_task is not None:
-                await self._serve_task
+        if self._http is not None:
+            await self._http.stop()
         if self.invoker is not None and not await self.invoker.wait_idle(timeout):
             self.log.warning("Invocations still running after %ss; stopping anyway", timeout)
         if self.engine is not None:
