@@ -89,3 +89,26 @@ def test_erasing_a_jobs_data(contract_stack: Stack) -> None:
     assert doc["jobId"] == job_id  # the job itself stays listed; only its content is gone
     listed = s.request("GET", "/api/jobs", user=user).body["jobs"]
     assert [j["jobId"] for j in listed] == [job_id]
+
+
+def test_jobs_per_minute_limit_is_429_with_retry_after(contract_stack: Stack) -> None:
+    s, user = contract_stack, "c-perminute"
+    per_minute = int(s.env["USER_JOBS_PER_MINUTE"])
+    tiny = "[[emulator tokens=2 rate=500 ttft_ms=0]]"
+    accepted = 0
+    refused = None
+    while refused is None and accepted <= per_minute:
+        res = s.request("POST", "/api/jobs", {"prompt": f"n{accepted} {tiny}"}, user=user)
+        if res.status == 202:
+            accepted += 1
+            # Stay under the concurrency limit: only the per-minute limit may refuse.
+            s.wait_status(res.body["jobId"], {"completed"}, user=user)
+        else:
+            refused = res
+    assert accepted == per_minute
+    assert refused is not None and refused.status == 429, refused
+    assert refused.body["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # The limit is per user: someone else is still admitted.
+    other = s.request("POST", "/api/jobs", {"prompt": f"other {tiny}"}, user="c-perminute-2")
+    assert other.status == 202, other.body
