@@ -2,18 +2,24 @@
 
 Limits must hold when Azure runs several instances of the app, so they live in storage,
 not in memory. Admission is *reserve, then count*: a job first writes its own rows (one in
-the owner's active set, one in the global active set, one in the owner's rate window),
-then counts the rows. If a count is over its limit the job removes its rows and is
-refused. Two racing jobs may both be refused, but never both admitted past a limit.
-`reserve` is `hold` (the writes) then `admit` (the counts); a caller may run its own
-independent writes side by side with `hold`, never with `admit`.
+the global active set, carrying its owner, and one in the owner's rate window), then counts
+the rows. If a count is over its limit the job removes its rows and is refused. Two racing
+jobs may both be refused, but never both admitted past a limit. `reserve` is `hold` (the
+writes) then `admit` (the counts); a caller may run its own independent writes side by side
+with `hold`, never with `admit`.
+
+The owner's concurrency is counted from the same query as the global one (the active rows
+whose `owner` is the caller): the global count reads every live active row anyway, so a
+separate per-owner partition would cost one more write and one more query per job for the
+same guarantee (each racer's row is written before its count, so of two racers at least one
+sees the other, per limit). Rows an older version wrote under `active|{owner}` are no longer
+counted; `release` still deletes them and they expire like any other.
 
 Active rows carry an expiry (the job timeout plus slack): a job whose release was lost
 (a crashed instance) stops counting by itself, and the sweeper deletes its rows.
 
 Table `{prefix}limits`:
-    PK "active"          RK job id        global concurrency
-    PK "active|{owner}"  RK job id        per-user concurrency
+    PK "active"          RK job id        owner; global and per-user concurrency
     PK "rate|{owner}"    RK ms|job id     per-user submissions in the last minute
 Table `{prefix}idem`:
     PK owner             RK sha256(key)   -> job id
@@ -101,12 +107,23 @@ class Admission:
             n += 1
         return n
 
+    async def _count_active(self, owner: str, live_after: float) -> tuple[int, int]:
+        """Live active rows: (all of them, the owner's)."""
+        flt = "PartitionKey eq 'active' and expiresAt gt @now"
+        total = mine = 0
+        async for row in self._table.query_entities(
+            flt, parameters={"now": _ms(live_after)}, select=["RowKey", "owner"]
+        ):
+            total += 1
+            mine += row.get("owner") == owner
+        return total, mine
+
     async def reserve(self, owner: str, job_id: str, now: float | None = None) -> None:
         """Admit a job or raise LimitExceeded (leaving no rows behind)."""
         await self.admit(await self.hold(owner, job_id, now))
 
     async def hold(self, owner: str, job_id: str, now: float | None = None) -> Hold:
-        """Reserve, first half: write the job's three rows (side by side).
+        """Reserve, first half: write the job's two rows (side by side).
 
         Nothing is admitted yet: `admit` must follow (only once this has returned: every
         reservation write completes before any count), or `drop` to take the rows back.
@@ -116,7 +133,6 @@ class Admission:
         expires = _ms(now + self._config.active_ttl_s)
         rows = [
             {"PartitionKey": "active", "RowKey": job_id, "owner": owner},
-            {"PartitionKey": f"active|{owner}", "RowKey": job_id},
             {"PartitionKey": f"rate|{owner}", "RowKey": f"{_ms(now)}|{job_id}"},
         ]
         rate_expires = _ms(now + _RATE_WINDOW_S)
@@ -135,19 +151,25 @@ class Admission:
         """Reserve, second half: count (side by side); over a limit, drop the rows and
         raise LimitExceeded."""
         now, owner = held.now, held.owner
-        counts = await _all(
-            self._count("active", live_after=now),
-            self._count(f"active|{owner}", live_after=now),
+        # Side by side; both have ended before a failure is raised (as `_all`).
+        counted, rate = await asyncio.gather(
+            self._count_active(owner, live_after=now),
             self._count(f"rate|{owner}", rk_from=_ms(now - _RATE_WINDOW_S), live_after=now),
+            return_exceptions=True,
         )
+        if isinstance(counted, BaseException):
+            raise counted
+        if isinstance(rate, BaseException):
+            raise rate
+        active, mine = counted
         refusal: LimitExceeded | None = None
-        if counts[0] > self._config.global_max_concurrent:
+        if active > self._config.global_max_concurrent:
             refusal = LimitExceeded("the service is at capacity; try again shortly", 5.0)
-        elif counts[1] > self._config.user_max_concurrent:
+        elif mine > self._config.user_max_concurrent:
             refusal = LimitExceeded(
                 f"at most {self._config.user_max_concurrent} jobs may run at once", 5.0
             )
-        elif counts[2] > self._config.user_per_minute:
+        elif rate > self._config.user_per_minute:
             refusal = LimitExceeded(
                 f"at most {self._config.user_per_minute} jobs per minute", _RATE_WINDOW_S
             )
@@ -160,7 +182,9 @@ class Admission:
         await _all(*(self._delete(pk, rk) for pk, rk in held.rows))
 
     async def release(self, owner: str, job_id: str) -> None:
-        """The job is finished: it no longer counts against concurrency (idempotent)."""
+        """The job is finished: it no longer counts against concurrency (idempotent).
+
+        Also deletes the `active|{owner}` row an older version wrote (a no-op otherwise)."""
         await asyncio.gather(
             self._delete("active", job_id), self._delete(f"active|{owner}", job_id)
         )

@@ -33,6 +33,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
@@ -70,8 +71,15 @@ async def _mapped() -> AsyncIterator[None]:
 class TaskHubStore:
     def __init__(self, connection_string: str, hub: str) -> None:
         self.hub = hub
-        self._tables = TableServiceClient.from_connection_string(connection_string)
-        self._queues = QueueServiceClient.from_connection_string(connection_string)
+        # use_env_settings=False (aiohttp's trust_env): with it on, every request looks up
+        # netrc and proxy settings in a worker thread, a thread hop per storage call on the
+        # engine's hot path. The engine stands in for the extension, which does no such thing.
+        self._tables = TableServiceClient.from_connection_string(
+            connection_string, transport=AioHttpTransport(use_env_settings=False)
+        )
+        self._queues = QueueServiceClient.from_connection_string(
+            connection_string, transport=AioHttpTransport(use_env_settings=False)
+        )
         self.instances = self._tables.get_table_client(f"{hub}Instances")
         self.history = self._tables.get_table_client(f"{hub}History")
         self.control = self._queues.get_queue_client(f"{hub.lower()}-control-00")

@@ -137,7 +137,8 @@ async def services(storage_connection_string: str) -> AsyncIterator[Services]:
 
 async def _active_rows(s: Services, owner: str) -> list[str]:
     table = s.admission._table
-    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": f"active|{owner}"})
+    rows = table.query_entities("PartitionKey eq 'active' and owner eq @owner",
+                                parameters={"owner": owner})  # fmt: skip
     return [str(row["RowKey"]) async for row in rows]
 
 
@@ -250,3 +251,19 @@ async def test_a_retried_start_reads_the_status_first() -> None:
     assert client.calls == ["get_status"]
     assert await start_orchestration(client, "j2", {})
     assert client.calls == ["get_status", "get_status", "start_new"]
+
+
+async def test_per_user_concurrency_counts_only_the_owners_active_rows(
+    services: Services,
+) -> None:
+    # The per-user count comes from the global active rows (their `owner`): another
+    # user's jobs fill the global set but not this user's share.
+    for owner in ("cara", "dan"):
+        for _ in range(2):
+            await services.accept_job(uuid.uuid4().hex, owner, _request(), Target("user", owner),
+                                      None)  # fmt: skip
+    with pytest.raises(LimitExceeded):
+        await services.accept_job(uuid.uuid4().hex, "cara", _request(), Target("user", "cara"),
+                                  None)  # fmt: skip
+    assert len(await _active_rows(services, "cara")) == 2
+    assert len(await _active_rows(services, "dan")) == 2
