@@ -28,6 +28,7 @@ from ._errors import mapped_errors
 from ._maintenance import MaintenanceMixin
 from ._runs import RunsMixin
 from ._transcripts import TranscriptsMixin
+from ._tx import submit_transaction
 
 __all__ = ["JobStore", "NewJob"]
 
@@ -116,7 +117,7 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
                     new.overflow[start : start + _OVERFLOW_ROWS_PER_TX], start=start
                 )
             ]
-            writes.append(self._jobs.submit_transaction(ops))
+            writes.append(submit_transaction(self._jobs, ops))
         with mapped_errors():
             await _all(writes)
 

@@ -13,6 +13,7 @@ from ..errors import ConcurrencyConflict, InvalidTransition, JobNotFound
 from . import _model as m
 from ._base import TX_MAX, StoreBase
 from ._errors import mapped_errors
+from ._tx import submit_transaction
 
 __all__ = ["MaintenanceMixin"]
 
@@ -31,7 +32,7 @@ class MaintenanceMixin(StoreBase):
                     ("delete", {"PartitionKey": job_id, "RowKey": key})
                     for key in keys[start : start + TX_MAX]
                 ]
-                await self._jobs.submit_transaction(ops)
+                await submit_transaction(self._jobs, ops)
         return len(keys)
 
     async def erase(self, job_id: str) -> m.JobRecord:

@@ -22,6 +22,7 @@ from ..errors import (
 from . import _model as m
 from ._base import TX_MAX, StoreBase
 from ._errors import mapped_errors
+from ._tx import submit_transaction
 
 __all__ = ["RecordedBatch", "RunsMixin"]
 
@@ -146,7 +147,7 @@ class RunsMixin(StoreBase):
             }
             try:
                 with mapped_errors():
-                    result = await self._jobs.submit_transaction([*ops, ("update", props, guard)])
+                    result = await submit_transaction(self._jobs, [*ops, ("update", props, guard)])
                 return str(result[-1]["etag"])
             except ConcurrencyConflict:
                 record = await self._read(run.job_id)
