@@ -4,7 +4,8 @@ Answers as the real host does where it matters to clients: no route (or a route 
 the method) -> 404 with an empty body; an unhandled exception -> 500 with an empty body (the
 trace goes to the log only); missing or wrong function key -> 401; body over the limit
 (`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`, default 100 MB as the host) -> 413; URL over 4096
-bytes -> 414; over `maxOutstandingRequests` -> 429.
+bytes -> 414 with a JSON error body; over `maxOutstandingRequests` -> 429. (Requests that
+cannot be parsed never get here: http_protocol answers them, also with JSON.)
 
 CORS is granted only to the origins of `Host.CORS` (default: the host's own origin).
 Because the app trusts `x-ms-client-principal-*` identity headers in development, a request
@@ -165,7 +166,7 @@ class HttpFront:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         if len(raw_path) + len(query) + 1 > MAX_URL_BYTES:
-            return 414, [], b""
+            return _error(414, "uri_too_long", f"the URL is longer than {MAX_URL_BYTES} bytes")
         origin = headers.get("origin")
         cors = self._cors_headers(origin, headers.get("host"))
         cross_origin = origin is not None and not cors

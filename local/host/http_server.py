@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from .http_front import KeyRing
+from .http_protocol import JsonErrorH11Protocol
 from .index import FunctionSpec, IndexError_
 from .routing import RouteError, RouteTable, parse_template
 
@@ -79,9 +80,12 @@ class HttpServer:
     """uvicorn serving `app` on a bound socket; stopping lets requests finish, up to a bound."""
 
     def __init__(self, app: Any, sock: socket.socket, shutdown_timeout: float) -> None:
+        # JsonErrorH11Protocol: requests h11 refuses get a JSON 4xx, not uvicorn's plain text.
+        # ws="none": HTTP triggers have no WebSocket; an Upgrade request is plain HTTP (with
+        # a WebSocket protocol the front, which never accepts one, would make it a 500).
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=int(shutdown_timeout),
+            app, http=JsonErrorH11Protocol, ws="none", log_config=None, access_log=False,
+            lifespan="off", server_header=False, timeout_graceful_shutdown=int(shutdown_timeout),
         )  # fmt: skip
         config.load()
         self._sock = sock

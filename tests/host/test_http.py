@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -183,3 +184,60 @@ async def test_own_origin_on_any_port_is_same_origin_but_a_rebound_name_is_not(
             "/api/whoami", headers={"Origin": f"http://{rebound}", "Host": rebound, **identity}
         )
         assert r.status_code == 403
+
+
+async def _raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library would send these) and read to close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), timeout=30)  # the host closes after it
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"NONSENSE\r\n\r\n", 400),
+        (b"GET /api/echo HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n", 400),
+        (b"GET /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+        # a head still unfinished past h11's buffer (16 KiB) is refused before it ends
+        (b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000, 431),
+    ],
+)
+async def test_protocol_errors_are_json_4xx(
+    start_host: StartHost, request_bytes: bytes, status: int
+) -> None:
+    host = await start_host("http_app")
+    got, headers, body = await _raw_exchange(host.port, request_bytes)
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert isinstance(error["code"], str) and error["message"]
+    async with client(host.port) as c:  # the listener is unharmed
+        assert (await c.post("/api/echo", content=b"ok")).json()["body"] == "ok"
+
+
+async def test_over_long_url_is_414_json_and_websocket_upgrade_is_plain_http(
+    start_host: StartHost,
+) -> None:
+    host = await start_host("http_app")
+    async with client(host.port) as c:
+        r = await c.get("/api/items/" + "a" * 5000)
+        assert r.status_code == 414
+        assert r.json()["error"]["code"] == "uri_too_long"
+        upgrade = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
+        r = await c.get("/api/items/7", headers=upgrade)
+        assert r.json() == {"fn": "item_by_id", "id": "7"}

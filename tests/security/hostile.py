@@ -15,6 +15,7 @@ __all__ = ["assert_json_error", "raw_request"]
 def assert_json_error(res: Response, *statuses: int) -> dict[str, Any]:
     """A 4xx in `statuses` whose body is `{"error": {"code", "message", ...}}`."""
     assert res.status in statuses, (res.status, res.body)
+    assert res.headers.get("content-type", "").startswith("application/json"), res.headers
     assert isinstance(res.body, dict), res.body
     err = res.body["error"]
     assert isinstance(err["code"], str) and err["code"]
