@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.clients.listener import NodeListener
+
 from .stack import Stack
 
 
@@ -29,3 +31,14 @@ def final_text(stack: Stack, job_id: str, deltas: list[dict[str, Any]], user: st
 
 def deltas_of(messages: list[dict[str, Any]], job_id: str) -> list[dict[str, Any]]:
     return [m["arguments"][0] for m in messages if m["arguments"][0].get("jobId") == job_id]
+
+
+def barrier(stack: Stack, tab: NodeListener, user: str, cid: str) -> None:
+    """Return once everything SignalR delivered to this connection so far has reached the
+    tab: the emulator queues a connection's messages in the order they are sent, so the
+    claim nonce sent now arrives after them. (A fixed sleep was a race on a loaded machine.)"""
+    mark = len(tab.events)
+    res = stack.request("POST", f"/api/connections/{cid}/claim", user=user)
+    assert res.status == 202, res.body
+    tab.wait_for(lambda e: e["event"] == "message" and e["target"] == "claim", start=mark,
+                 timeout=30)  # fmt: skip

@@ -19,7 +19,7 @@ import pytest
 
 from tests.clients.listener import Event, NodeListener
 
-from .contract import deltas_of
+from .contract import barrier, deltas_of
 from .stack import Stack, expected_text
 
 pytestmark = pytest.mark.e2e
@@ -80,12 +80,11 @@ def test_group_job_reaches_every_member_exactly_and_nobody_else(stack: Stack) ->
     prompt = f"A group answer. {FAST}"
     with ExitStack() as es:
         tabs = [es.enter_context(listen(stack, u)) for u in (owner, member, outsider)]
-        for tab in tabs:
-            tab.wait_connected()
+        cids = [tab.wait_connected() for tab in tabs]
         job_id = submit(stack, member, prompt, groupName=group)
         for tab in tabs[:2]:
             tab.wait_for(is_status(job_id, "completed"), timeout=30)
-        time.sleep(0.5)  # anything misrouted to the outsider would have arrived by now
+        barrier(stack, tabs[2], outsider, cids[2])  # anything misrouted has arrived by now
         for tab in tabs[:2]:
             assert_exact(tab, job_id, prompt)
         assert of_job(tabs[2], job_id) == []
@@ -166,15 +165,15 @@ def test_leaving_and_removed_members_stop_receiving(stack: Stack) -> None:
     make_group(stack, owner, group, leaver, removed)
     with ExitStack() as es:
         tabs = [es.enter_context(listen(stack, u)) for u in (owner, leaver, removed)]
-        for tab in tabs:
-            tab.wait_connected()
+        cids = [tab.wait_connected() for tab in tabs]
         assert stack.request("DELETE", f"/api/groups/{group}/members/me", user=leaver).status == 200
         res = stack.request("DELETE", f"/api/groups/{group}/members/{removed}", user=owner)
         assert res.status == 200 and res.body["removed"] is True
         prompt = f"After they left. {FAST}"
         job_id = submit(stack, owner, prompt, groupName=group)
         tabs[0].wait_for(is_status(job_id, "completed"), timeout=30)
-        time.sleep(0.5)
+        barrier(stack, tabs[1], leaver, cids[1])
+        barrier(stack, tabs[2], removed, cids[2])
         assert_exact(tabs[0], job_id, prompt)
         assert of_job(tabs[1], job_id) == [] and of_job(tabs[2], job_id) == []
     for user in (leaver, removed):
@@ -205,16 +204,20 @@ def test_group_deleted_while_streaming_stops_delivery_and_quarantines_the_name(
     group = next(ids("grp"))
     make_group(stack, owner, group, member)
     with listen(stack, member) as tab:
-        tab.wait_connected()
+        cid = tab.wait_connected()
         job_id = submit(stack, member, f"Stream on. {SLOW}", groupName=group)
         tab.wait_for(lambda e: e["event"] == "message" and e["target"] == "delta", timeout=20)
         assert stack.request("DELETE", f"/api/groups/{group}", user=owner).status == 200
-        time.sleep(0.5)  # batches already in flight may land
+        barrier(stack, tab, member, cid)  # batches sent before the removal have landed
         seen = len(of_job(tab, job_id))
         before = stack.request("GET", f"/api/jobs/{job_id}", user=member).body["lastSeq"]
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
         after = stack.request("GET", f"/api/jobs/{job_id}", user=member).body
+        while after["lastSeq"] <= before and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = stack.request("GET", f"/api/jobs/{job_id}", user=member).body
         assert after["lastSeq"] > before  # the job kept streaming ...
+        barrier(stack, tab, member, cid)
         assert len(of_job(tab, job_id)) == seen  # ... to nobody
         res = stack.request("PUT", f"/api/groups/{group}/members/me", user=squatter)
         assert res.status == 409 and res.body["error"]["code"] == "group_recently_deleted"
@@ -269,7 +272,7 @@ def test_connection_job_reaches_only_the_claimed_tab_and_survives_a_reconnect(
         prompt = f"Only this tab. {FAST}"
         job_id = submit(stack, user, prompt, connectionId=cid_a)
         tab_a.wait_for(is_status(job_id, "completed"), timeout=30)
-        time.sleep(0.5)
+        barrier(stack, tab_b, user, cid_b)
         assert_exact(tab_a, job_id, prompt)
         assert of_job(tab_b, job_id) == []
 
@@ -286,6 +289,6 @@ def test_connection_job_reaches_only_the_claimed_tab_and_survives_a_reconnect(
         prompt = f"After the reconnect. {FAST}"
         job_id = submit(stack, user, prompt, connectionId=new_cid)
         tab_a.wait_for(is_status(job_id, "completed"), timeout=30, start=mark)
-        time.sleep(0.5)
+        barrier(stack, tab_b, user, cid_b)
         assert_exact(tab_a, job_id, prompt)
         assert of_job(tab_b, job_id) == []

@@ -3,12 +3,11 @@ someone else: every attempt is refused, and the victim's job runs on untouched."
 
 from __future__ import annotations
 
-import time
-
 import jwt
 import pytest
 
 from tests.clients.listener import NodeListener
+from tests.e2e.contract import barrier
 from tests.e2e.stack import Stack, expected_text
 
 from .hostile import assert_json_error
@@ -25,7 +24,7 @@ def _listen(stack: Stack, user: str) -> NodeListener:
 
 def test_another_users_job_does_not_exist_for_the_attacker(sec_stack: Stack) -> None:
     with _listen(sec_stack, ATTACKER) as eve:
-        eve.wait_connected()
+        eve_cid = eve.wait_connected()
         res = sec_stack.request("POST", "/api/jobs", {"prompt": SLOW}, user=VICTIM)
         assert res.status == 202, res.body
         job_id = res.body["jobId"]
@@ -42,7 +41,7 @@ def test_another_users_job_does_not_exist_for_the_attacker(sec_stack: Stack) -> 
         listed = sec_stack.request("GET", "/api/jobs?limit=100", user=ATTACKER).body["jobs"]
         assert job_id not in {j["jobId"] for j in listed}
         done = sec_stack.wait_status(job_id, {"completed", "failed", "canceled"}, user=VICTIM)
-        time.sleep(0.5)  # let any stray message reach eve's client
+        barrier(sec_stack, eve, ATTACKER, eve_cid)  # any stray message has reached eve
         stray = [m for m in eve.messages() if job_id in str(m)]
     # Eve's cancel did nothing, and not one of Victor's messages reached Eve's connection.
     assert done["status"] == "completed" and done["text"] == expected_text(SLOW)
