@@ -38,7 +38,7 @@ def _operations(stack: Stack) -> list[Any]:
 
 def _check(status: int, headers: dict[str, Any], content: bytes, what: str) -> None:
     assert status < 500, f"{what}: {status} {content[:300]!r}"
-    if 400 <= status < 500 and status != 414:  # the host answers an over-long URL bodiless
+    if 400 <= status < 500:  # every refusal, the host's own (414, malformed) included
         assert "application/json" in str(headers.get("content-type", "")), what
         err = json.loads(content)["error"]
         assert isinstance(err["code"], str) and isinstance(err["message"], str), what

@@ -39,9 +39,11 @@ async def _put(stack: FaultStack, queue: str, job_id: str, owner: str) -> None:
 
 
 async def _count(stack: FaultStack, queue: str) -> int:
+    """Messages in the queue, invisible ones included: a message being handled is hidden
+    from peek, so an empty peek did not mean its trigger had finished (a race)."""
     async with QueueClient.from_connection_string(stack.storage, queue) as client:
         try:
-            return len(await client.peek_messages(max_messages=32))
+            return (await client.get_queue_properties()).approximate_message_count
         except ResourceNotFoundError:
             return 0
 
