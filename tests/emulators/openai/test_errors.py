@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -178,7 +179,13 @@ async def test_stats_count_and_reset(v1: AsyncOpenAI, emulator: OpenAIEmulator) 
     )  # fmt: skip
     _ = [c async for c in stream]
     async with httpx.AsyncClient(base_url=emulator.endpoint) as client:
+        # The client has the last chunk before the server's handler has returned: wait
+        # for the stream to be counted as finished rather than race it.
+        deadline = time.monotonic() + 30
         stats = (await client.get("/_emulator/stats")).json()
+        while stats["active_streams"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            stats = (await client.get("/_emulator/stats")).json()
         assert (stats["requests"], stats["streams"], stats["streams_completed"]) == (1, 1, 1)
         assert stats["tokens"] == 9 and stats["active_streams"] == 0
         reset = (await client.post("/_emulator/reset")).json()

@@ -116,7 +116,11 @@ async def test_stall_is_detectable_with_a_client_timeout(
     )
     assert time.monotonic() - started < 10
     assert got == expected_tokens(messages)[:3]
-    await asyncio.sleep(0.2)  # the server notices the client left and frees the stream
+    # The server notices the client left and frees the stream: awaited, not slept for.
+    for _ in range(1500):  # up to 30 s
+        if not emulator.stats.active_streams:
+            break
+        await asyncio.sleep(0.02)
     assert emulator.stats.active_streams == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import statistics
 import time
 from typing import Any
 
@@ -48,10 +49,14 @@ async def test_ttft_and_rate_roughly_hold(emulator: OpenAIEmulator) -> None:
 async def test_bursts_arrive_together_after_pauses(emulator: OpenAIEmulator) -> None:
     prompt = "bursty [[emulator tokens=25 ttft_ms=0 rate=50 jitter=0 burst=5]]"
     times = [t for t, _ in await _arrivals(emulator, "chat", prompt)]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    pauses = [g for g in gaps if g > 0.05]  # between bursts: ~100 ms
-    assert 3 <= len(pauses) <= 4
-    assert sum(1 for g in gaps if g < 0.02) >= 15  # inside a burst: together
+    assert len(times) == 25
+    # 5 bursts of 5: 4 pauses of ~100 ms (sleeps: never shorter) and 20 gaps inside bursts.
+    # Ranked rather than cut at fixed thresholds, so a scheduling hiccup on a loaded machine
+    # cannot turn one in-burst gap into a "pause" and fail the test.
+    gaps = sorted((b - a for a, b in itertools.pairwise(times)), reverse=True)
+    pauses, inside = gaps[:4], gaps[4:]
+    assert min(pauses) >= 0.08
+    assert statistics.median(inside) < min(pauses) / 2  # inside a burst: together
 
 
 async def test_reasoning_waits_longer_before_its_first_token() -> None:
@@ -64,8 +69,7 @@ async def test_reasoning_waits_longer_before_its_first_token() -> None:
         reasoning = await _arrivals(emu, "reasoning", "hi")
     finally:
         await emu.stop()
-    assert chat[0][0] < 0.3
-    assert reasoning[0][0] >= 0.35
+    assert reasoning[0][0] >= 0.35  # a lower bound: sleeps are never shorter
     assert reasoning[0][0] > chat[0][0]
 
 
