@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -19,6 +20,7 @@ from ._errors import mapped_errors
 __all__ = ["TX_MAX", "StoreBase"]
 
 TX_MAX = 100  # operations per entity-group transaction (service limit)
+_CLAIMABLE_MAX = 256  # records kept for a claim (prompts included): a small, bounded cache
 
 
 class StoreBase:
@@ -44,6 +46,17 @@ class StoreBase:
         self._clock = clock
         self._retries = max_conflict_retries
         self._owned = owned
+        # Records this process has just moved to `starting` (request included, with the
+        # ETag of that write), for the claim that usually follows in the same process.
+        # Only ever used under If-Match: a record changed since is refused (412) and read
+        # again, so a stale entry costs one round trip and can never be acted on.
+        self._claimable: OrderedDict[str, m.JobRecord] = OrderedDict()
+
+    def _keep_claimable(self, record: m.JobRecord) -> None:
+        self._claimable.pop(record.job_id, None)
+        self._claimable[record.job_id] = record
+        while len(self._claimable) > _CLAIMABLE_MAX:
+            self._claimable.popitem(last=False)
 
     def _stamp(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)

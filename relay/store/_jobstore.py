@@ -173,12 +173,16 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
         The caller's record is what the state table is checked against; the write is one
         merge guarded by its ETag, so a record changed since that read is refused with
         `ConcurrencyConflict` exactly as with `transition(etag=...)`. Returns the record as
-        written (new status, times, fields and ETag), without reading it back.
+        written (new status, times, fields and ETag), without reading it back. A record
+        moved to `starting` with its request is also kept for `claim_attempt` (see there).
         """
         _state.check_transition(record.status, new_status)
         props = self._transition_props(record, new_status, fields)
         new_etag = await self._merge(record.job_id, props, record.etag)
-        return _applied(record, props, new_etag)
+        moved = _applied(record, props, new_etag)
+        if new_status == _state.STARTING and moved.request is not None:
+            self._keep_claimable(moved)  # the claim that follows skips its read
+        return moved
 
     def _transition_props(
         self, record: m.JobRecord, new_status: str, fields: Mapping[str, Any]

@@ -220,3 +220,23 @@ async def test_a_failed_episode_releases_its_kept_work_item_to_the_pollers(
     status = await wait_done(client, iid, within_s=20)
     assert failed and status.output == 9
     assert CALLS[key] in (1, 2)  # at least once
+
+
+async def test_the_store_ignores_proxy_settings_and_appends_history_in_one_transaction(
+    storage_connection_string: str, hub: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that is not there: an env-honouring client could not reach Azurite.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    store = TaskHubStore(storage_connection_string, hub)
+    try:
+        await store.create()
+        await store.put_instance(_row("px"))
+        events = [{"EventType": 12, "Timestamp": "2026-01-01T00:00:00Z", "n": n} for n in range(3)]
+        await store.append_history("px", "x1", 0, events)
+        store.forget("px")
+        assert await store.load_history("px", "x1") == events
+    finally:
+        await store.close()

@@ -20,7 +20,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from api.intake import ORCHESTRATOR, start_orchestration
 from local.signalr_emulator import run_in_thread
-from relay.errors import ConcurrencyConflict, InvalidTransition
+from relay.errors import ConcurrencyConflict, InvalidTransition, JobCanceled
 from relay.intake import JobQueue
 from relay.jobs import JobRequest, Target
 from relay.limits import LimitExceeded
@@ -267,3 +267,53 @@ async def test_per_user_concurrency_counts_only_the_owners_active_rows(
                                   None)  # fmt: skip
     assert len(await _active_rows(services, "cara")) == 2
     assert len(await _active_rows(services, "dan")) == 2
+
+
+def _count_reads(store: JobStore) -> list[str]:
+    """Record the job ids the store reads the record of (get_entity on the jobs table)."""
+    reads: list[str] = []
+    table = store._jobs
+    real = table.get_entity
+
+    async def counting(pk: str, rk: str, **kw: Any) -> Any:
+        reads.append(pk)
+        return await real(pk, rk, **kw)
+
+    table.get_entity = counting  # type: ignore[method-assign]
+    return reads
+
+
+async def test_a_claim_after_this_process_moved_the_job_to_starting_reads_nothing(
+    store: JobStore,
+) -> None:
+    job_id = uuid.uuid4().hex
+    await store.create_job(job_id, "ann", _request("hello"), Target("user", "ann"), 1.0)
+    await store.transition_from(await store.get_job(job_id), "starting")
+    reads = _count_reads(store)
+    run = await store.claim_attempt(job_id)
+    assert reads == [] and run.attempt == 1 and run.record.request is not None
+    assert run.record.request.prompt == "hello"
+    stored = await store.get_job(job_id)
+    assert (stored.status, stored.attempt, stored.etag) == ("running", 1, run.etag)
+    # Used once: a second claim reads, and supersedes the first.
+    reads.clear()
+    again = await store.claim_attempt(job_id)
+    assert reads == [job_id] and again.attempt == 2
+
+
+async def test_a_claim_refuses_a_kept_record_that_changed_since(store: JobStore) -> None:
+    canceled, changed = uuid.uuid4().hex, uuid.uuid4().hex
+    for job_id in (canceled, changed):
+        await store.create_job(job_id, "ann", _request(), Target("user", "ann"), 1.0)
+        await store.transition_from(await store.get_job(job_id), "starting")
+    await store.request_cancel(canceled)  # the kept record's ETag is stale now
+    with pytest.raises(JobCanceled):
+        await store.claim_attempt(canceled)
+    assert (await store.get_job(canceled)).status == "canceled"
+    # Another write meanwhile (a harmless one): the claim reads again and still wins.
+    record = await store.get_job(changed, with_request=False)
+    await store._merge(changed, {"delivery": "ok"}, record.etag)
+    reads = _count_reads(store)
+    run = await store.claim_attempt(changed)
+    assert reads == [changed] and run.attempt == 1
+    assert (await store.get_job(changed)).etag == run.etag
