@@ -38,6 +38,7 @@ _API_PATHS = [
     (_api_pattern(path), sorted(m.upper() for m in ops if m.upper() in _METHODS))
     for path, ops in OPENAPI["paths"].items()
 ]
+_OPENAPI_JSON = json.dumps(OPENAPI)  # a constant document: serialized once
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
           ".html": "text/html", ".svg": "image/svg+xml", ".json": "application/json",
           ".png": "image/png", ".ico": "image/x-icon", ".map": "application/json"}  # fmt: skip
@@ -68,7 +69,7 @@ async def health(req: func.HttpRequest, caller: Caller, services: Services) -> f
 
 @bp.route(route="api/openapi.json", methods=["GET"], auth_level=_ANON)
 async def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(OPENAPI), mimetype="application/json")
+    return func.HttpResponse(_OPENAPI_JSON, mimetype="application/json")
 
 
 def _no_route(method: str, rel: str) -> func.HttpResponse:
