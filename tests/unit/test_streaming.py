@@ -1,14 +1,16 @@
 """run_job and finalize_job with fakes at the boundaries: store, model stream, SignalR.
 
-Timing is real (asyncio, time.monotonic) with short windows; each fake records when things
-happened, and assertions allow scheduling slack of a few tens of milliseconds.
+Timing is virtual (tests/unit/virtual_time.py): the loop's clock moves only when nothing is
+ready to run, the run's clock is that same clock, and each fake records when things
+happened on it. So timing assertions are exact in principle and hold however loaded the
+machine is (real time made them flaky: a slow-store run measured 0.75 s for 0.5 s of
+generation under CPU load). The small slack left covers the run's own ordering only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,10 +30,33 @@ from relay.errors import (
 from relay.jobs import JobRequest, Target
 from relay.llm import StreamEnd, StreamEvent, TextDelta, Usage
 from relay.store import JobRecord, Metrics, Run
-from relay.streaming import StreamConfig, finalize_job, run_job
+from relay.streaming import StreamConfig, finalize_job
+from relay.streaming import run_job as _run_job
+
+from .virtual_time import VirtualTimePolicy, virtual_now
 
 JOB = "job1"
 TARGET = Target("user", "alice")
+
+
+@pytest.fixture(scope="module")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    return VirtualTimePolicy()
+
+
+async def test_the_clock_is_virtual_and_timers_keep_their_order() -> None:
+    loop, fired = asyncio.get_running_loop(), []
+    start = loop.time()
+    loop.call_later(7200.0, fired.append, "late")
+    loop.call_later(0.5, fired.append, "early")
+    await asyncio.sleep(3600.0)  # an hour, at once: nothing else was ready to run
+    assert loop.time() - start == 3600.0 and fired == ["early"]
+
+
+def run_job(*args: Any, **kwargs: Any) -> Any:
+    """relay.streaming.run_job on the loop's (virtual) clock."""
+    kwargs.setdefault("clock", virtual_now)
+    return _run_job(*args, **kwargs)
 
 
 class FakeStore:
@@ -62,11 +87,16 @@ class FakeStore:
     def text(self, attempt: int = 1) -> str:
         return "".join(t for (a, _), t in sorted(self.rows.items()) if a == attempt)
 
-    async def claim_attempt(self, job_id: str) -> Run:
+    async def claim_attempt(
+        self, job_id: str, ready: Callable[[JobRecord], None] | None = None
+    ) -> Run:
         if self.record.status == "canceled" or self.record.cancel_requested:
             raise JobCanceled()
         current = "starting" if self.record.status == "queued" else self.record.status
         _state.check_transition(current, "running")
+        if ready is not None:
+            ready(self.record)
+        await asyncio.sleep(0)  # the write's round trip: the model request may go first
         self.record = replace(self.record, status="running", attempt=self.record.attempt + 1)
         return Run(job_id, self.record.attempt, "e", self.record)
 
@@ -133,7 +163,7 @@ class FakeLLM:
         try:
             for delay, text in self.script:
                 await asyncio.sleep(delay)
-                self.yielded_at.append(time.monotonic())
+                self.yielded_at.append(virtual_now())
                 yield TextDelta(text)
             if self.error is not None:
                 raise self.error
@@ -157,7 +187,7 @@ class FakeSender:
         await asyncio.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
-        self.sent.append((time.monotonic(), name, dict(arguments[0])))
+        self.sent.append((virtual_now(), name, dict(arguments[0])))
 
     def deltas(self) -> list[dict[str, Any]]:
         return [a for _, n, a in self.sent if n == "delta"]
@@ -230,9 +260,9 @@ async def test_cancel_mid_stream_stops_within_a_window() -> None:
     )
     await asyncio.sleep(0.3)
     store.cancel()
-    canceled_at = time.monotonic()
+    canceled_at = virtual_now()
     result = await asyncio.wait_for(task, 2)
-    assert time.monotonic() - canceled_at < 0.05 + 0.1
+    assert virtual_now() - canceled_at < 0.05 + 0.1
     assert result.status == "canceled"
     assert store.record.status == "canceled"
     assert llm.closed and len(llm.yielded_at) < 40
@@ -260,7 +290,7 @@ async def test_superseded_run_stops_sending_silently() -> None:
     task = asyncio.create_task(run_job(JOB, store=store, llm=llm, sender=sender, config=config()))
     await asyncio.sleep(0.3)
     store.supersede()
-    at = time.monotonic()
+    at = virtual_now()
     result = await asyncio.wait_for(task, 2)
     assert result.status == "superseded"
     assert llm.closed
@@ -370,11 +400,11 @@ async def test_jobs_do_not_block_each_other() -> None:
         run_job(JOB, store=slow_store, llm=FakeLLM([(0.0, "a")]), sender=FakeSender(),
                 config=config())
     )  # fmt: skip
-    t0 = time.monotonic()
+    t0 = virtual_now()
     fast = await run_job(
         JOB, store=fast_store, llm=FakeLLM([(0.0, "b")]), sender=FakeSender(), config=config()
     )
-    assert fast.status == "completed" and time.monotonic() - t0 < 0.3
+    assert fast.status == "completed" and virtual_now() - t0 < 0.3
     assert (await slow).status == "completed"
 
 
