@@ -65,7 +65,7 @@ class Listener:
         assert json.loads((await asyncio.wait_for(ws.recv(), 5)).split(RS)[0]) == {}
         return cls(ws, body["connectionId"])
 
-    async def next(self, wait_s: float = 5.0) -> dict[str, Any]:
+    async def next(self, wait_s: float = 30.0) -> dict[str, Any]:
         """The next invocation or close message (pings skipped)."""
         while not self._pending:
             frame = await asyncio.wait_for(self.ws.recv(), wait_s)
@@ -77,12 +77,13 @@ class Listener:
                         self._pending.append(message)
         return self._pending.pop(0)
 
-    async def nothing(self, wait_s: float = 0.3) -> bool:
-        try:
-            await self.next(wait_s)
-        except TimeoutError:
-            return True
-        return False
+    async def nothing(self, client: SignalRClient) -> bool:
+        """Nothing was delivered to this connection: a marker sent to it now is the next
+        message (a connection's messages arrive in order). Waiting a fixed while instead
+        would pass by luck when a stray message came late on a loaded machine."""
+        await client.send_to_connection(self.connection_id, "marker", [{"marker": 1}])
+        message = await self.next()
+        return message.get("target") == "marker"
 
     async def close(self) -> None:
         await self.ws.close()
@@ -108,7 +109,7 @@ async def test_send_to_user_reaches_only_that_user(client: SignalRClient) -> Non
         assert [m["type"] for m in got] == [1, 1, 1]
         assert [m["target"] for m in got] == ["delta"] * 3
         assert [m["arguments"] for m in got] == [_delta(1), _delta(2), _delta(3)]
-        assert await bob.nothing()
+        assert await bob.nothing(client)
     finally:
         await alice.close()
         await bob.close()
@@ -128,7 +129,7 @@ async def test_send_via_target_kinds_and_to_all(client: SignalRClient) -> None:
         assert (await listener.next())["arguments"] == [{"nonce": "n1"}]
         assert await client.connection_exists(listener.connection_id) is True
         await client.send_to_all("delta", _delta(9), excluded=[listener.connection_id])
-        assert await listener.nothing()
+        assert await listener.nothing(client)
         await client.send_to_all("delta", _delta(10))
         assert (await listener.next())["arguments"] == _delta(10)
     finally:
@@ -146,7 +147,7 @@ async def test_connection_group_membership(client: SignalRClient) -> None:
         assert (await listener.next())["arguments"] == _delta(1)
         assert await client.remove_connection_from_group(cid, "g-conn") is True
         await client.send_to_group("g-conn", "delta", _delta(2))
-        assert await listener.nothing()
+        assert await listener.nothing(client)
     finally:
         await listener.close()
 
