@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -39,7 +39,9 @@ class RecordedBatch(Protocol):
 
 
 class RunsMixin(StoreBase):
-    async def claim_attempt(self, job_id: str) -> m.Run:
+    async def claim_attempt(
+        self, job_id: str, ready: Callable[[m.JobRecord], None] | None = None
+    ) -> m.Run:
         """Start a new attempt: attempt + 1, status running, lastSeq 0 (ETag-guarded).
 
         Two concurrent claims never get the same attempt number: the loser re-reads and
@@ -48,6 +50,8 @@ class RunsMixin(StoreBase):
         same write; both hops are checked against the state table. When this process moved
         the job to starting (`transition_from`), the first try uses that record and its
         ETag instead of reading it: one round trip fewer, the same guarded write.
+        `ready(record)` is called once the record passed the checks, just before each try's
+        write (the run uses it to open the model request while the claim is written).
         """
         # First try: the record this process moved to starting, if any (no read). Its
         # content is current exactly when its ETag is, and the claim's write is guarded by
@@ -77,6 +81,8 @@ class RunsMixin(StoreBase):
             }
             if record.started_at is None:
                 props["startedAt"] = now
+            if ready is not None:
+                ready(record)
             try:
                 new_etag = await self._merge(job_id, props, record.etag)
             except ConcurrencyConflict:

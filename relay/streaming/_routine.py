@@ -20,8 +20,9 @@ from ..errors import (
 )
 from ..jobs import build_chat_request
 from ..llm import StreamEnd
-from ..store import JobRecord
+from ..store import JobRecord, Run
 from ..telemetry import job_scope
+from ._prefetch import Prefetch
 from ._run import RunState, send_quietly, status_args
 from ._types import LLMSource, RunResult, RunStore, Sender, StreamConfig
 
@@ -83,14 +84,51 @@ async def _run_job(
     clock: Callable[[], float],
 ) -> RunResult:
     started = clock()
+    opened: list[tuple[Mapping[str, Any], Prefetch]] = []
+
+    def ready(record: JobRecord) -> None:
+        # The claim's checks passed: ask the model while the claim is written (see
+        # _prefetch). Nothing is recorded or sent before the claim has been written.
+        if opened or record.request is None:
+            return
+        try:
+            request = build_chat_request(record.request, config.profile, config.default_max_tokens)
+        except Exception:
+            return  # raised again below, after the claim, where it is handled
+        opened.append((request, Prefetch(llm, request)))
+
     try:
-        run = await store.claim_attempt(job_id)
-    except JobCanceled:
-        record = await finalize_job(job_id, _state.CANCELED, None, store=store, sender=sender)
-        return RunResult(job_id, record.status, record.attempt, record.last_seq)
-    except InvalidTransition:
-        record = await store.get_job(job_id, with_request=False)  # already ended: say how
-        return RunResult(job_id, record.status, record.attempt, record.last_seq)
+        run = await store.claim_attempt(job_id, ready)
+    except BaseException as exc:
+        for _, prefetch in opened:
+            await prefetch.aclose()
+        if isinstance(exc, JobCanceled):
+            record = await finalize_job(job_id, _state.CANCELED, None, store=store, sender=sender)
+            return RunResult(job_id, record.status, record.attempt, record.last_seq)
+        if isinstance(exc, InvalidTransition):
+            record = await store.get_job(job_id, with_request=False)  # ended: say how
+            return RunResult(job_id, record.status, record.attempt, record.last_seq)
+        raise
+    try:
+        return await _run_claimed(run, opened, store=store, llm=llm, sender=sender,
+                                  config=config, clock=clock, started=started)  # fmt: skip
+    finally:
+        for _, prefetch in opened:  # idempotent; also when the run never read it
+            await prefetch.aclose()
+
+
+async def _run_claimed(
+    run: Run,
+    opened: list[tuple[Mapping[str, Any], Prefetch]],
+    *,
+    store: RunStore,
+    llm: LLMSource,
+    sender: Sender,
+    config: StreamConfig,
+    clock: Callable[[], float],
+    started: float,
+) -> RunResult:
+    job_id = run.job_id
     # No `jobId` in `extra`: the job scope puts it on every record, and logging raises
     # KeyError when `extra` names an attribute the record already has.
     extra = {"attempt": run.attempt}
@@ -99,9 +137,13 @@ async def _run_job(
         erased = ValidationError("request", "the job's request was erased")
         await store.finish(run, _state.FAILED, error=erased)
         raise erased
-    request = build_chat_request(run.record.request, config.profile, config.default_max_tokens)
+    source: LLMSource = llm
+    if opened:
+        request, source = opened[0]
+    else:
+        request = build_chat_request(run.record.request, config.profile, config.default_max_tokens)
     state = RunState(run, run.record.target, store, sender, config, clock, started)
-    gen = asyncio.create_task(state.generate(llm, request))
+    gen = asyncio.create_task(state.generate(source, request))
     rec = asyncio.create_task(state.record())
     snd = asyncio.create_task(state.send())
     try:

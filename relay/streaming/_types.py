@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +26,9 @@ class LLMSource(Protocol):
 class RunStore(Protocol):
     """The part of `relay.store.JobStore` a run uses (unit tests pass a fake)."""
 
-    async def claim_attempt(self, job_id: str) -> Run: ...
+    async def claim_attempt(
+        self, job_id: str, ready: Callable[[JobRecord], None] | None = None
+    ) -> Run: ...
     async def flush(self, run: Run, batches: Sequence[Batch], metrics: Metrics) -> Run: ...
     async def note_error(
         self, run: Run, error: LLMError, metrics: Metrics, delivery: str = "ok"

@@ -20,6 +20,7 @@ from relay import _state
 from relay.batcher import Batch
 from relay.errors import (
     AttemptSuperseded,
+    ConcurrencyConflict,
     InvalidTransition,
     JobCanceled,
     LLMUnavailable,
@@ -77,6 +78,9 @@ class FakeStore:
         self.flush_sizes: list[int] = []
         self.flush_delay = flush_delay
         self.noted: Any = None
+        self.claim_delay = 0.0  # the claim write's round trip, after `ready`
+        self.claim_error: Exception | None = None  # the write is refused
+        self.claimed_at: float | None = None
 
     def cancel(self) -> None:
         self.record = replace(self.record, cancel_requested=True)
@@ -96,7 +100,10 @@ class FakeStore:
         _state.check_transition(current, "running")
         if ready is not None:
             ready(self.record)
-        await asyncio.sleep(0)  # the write's round trip: the model request may go first
+        await asyncio.sleep(self.claim_delay)  # the write: the model request may go first
+        if self.claim_error is not None:
+            raise self.claim_error
+        self.claimed_at = virtual_now()
         self.record = replace(self.record, status="running", attempt=self.record.attempt + 1)
         return Run(job_id, self.record.attempt, "e", self.record)
 
@@ -412,3 +419,26 @@ def test_invalid_transition_is_what_the_fake_raises() -> None:
     # The fake store must refuse what the real one refuses, or the tests above prove little.
     with pytest.raises(InvalidTransition):
         _state.check_transition("completed", "running")
+
+
+async def test_the_model_is_asked_while_the_claim_is_written() -> None:
+    store, sender = FakeStore(), FakeSender()
+    store.claim_delay = 0.2
+    llm = FakeLLM([(0.0, "first"), (0.01, "second")])
+    result = await run_job(JOB, store=store, llm=llm, sender=sender, config=config())
+    assert result.status == "completed" and llm.calls == 1
+    assert store.claimed_at is not None
+    assert llm.yielded_at[0] < store.claimed_at  # the stream opened during the claim
+    # ... but nothing was recorded or sent before the claim was written.
+    assert min(t for t, _, _ in sender.sent) >= store.claimed_at
+    assert "".join(d["text"] for d in sender.deltas()) == "firstsecond"
+
+
+async def test_a_refused_claim_closes_the_model_request_unsent() -> None:
+    store, sender = FakeStore(), FakeSender()
+    store.claim_delay, store.claim_error = 0.05, ConcurrencyConflict("lost the claim")
+    llm = FakeLLM([(0.0, "first"), (0.01, "second")])
+    with pytest.raises(ConcurrencyConflict):
+        await run_job(JOB, store=store, llm=llm, sender=sender, config=config())
+    assert llm.calls == 1 and llm.closed
+    assert sender.sent == [] and store.rows == {}
