@@ -7,11 +7,19 @@
   `messageEncoding` ("base64" or "none").
 - `functionTimeout` (default 30 minutes, as Flex Consumption); a timed-out invocation fails.
 Durations are TimeSpan strings ("00:00:02") or, as host.json v1 allowed, milliseconds.
+
+As the real host, an app setting `AzureFunctionsJobHost__<path>` (segments joined by `__`,
+matched case-insensitively) overrides that host.json value, e.g.
+`AzureFunctionsJobHost__extensions__durableTask__hubName`. Tests use it to give each local
+stack sharing one Azurite its own task hub (one engine per task hub: two hosts on one hub
+would take each other's orchestration work).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +77,39 @@ def _int(section: dict[str, Any], key: str, default: int, name: str, lo: int, hi
     return value
 
 
-def load_host_json(app_dir: Path) -> HostConfig:
+OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def _override_value(text: str) -> Any:
+    """App settings are strings; host.json's numbers and booleans are typed."""
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """`raw` with every `AzureFunctionsJobHost__a__b` setting applied (a copy)."""
+    out: dict[str, Any] = json.loads(json.dumps(raw))
+    for name in sorted(environ):
+        if not name.startswith(OVERRIDE_PREFIX) or len(name) == len(OVERRIDE_PREFIX):
+            continue
+        path = name[len(OVERRIDE_PREFIX) :].split("__")
+        if any(not part for part in path):
+            raise HostConfigError(f"app setting {name}: empty path segment")
+        node = out
+        for part in path[:-1]:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        last = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        node[last] = _override_value(environ[name])
+    return out
+
+
+def load_host_json(app_dir: Path, environ: Mapping[str, str] | None = None) -> HostConfig:
     path = app_dir / "host.json"
     raw: dict[str, Any] = {}
     if path.is_file():
@@ -80,6 +120,8 @@ def load_host_json(app_dir: Path) -> HostConfig:
         if not isinstance(loaded, dict):
             raise HostConfigError(f"{path}: expected a JSON object")
         raw = loaded
+    if environ is not None:
+        raw = apply_overrides(raw, environ)
     extensions = raw.get("extensions") or {}
     http_raw = extensions.get("http") or {}
     queues_raw = extensions.get("queues") or {}

@@ -93,7 +93,7 @@ class Host:
         app_dir = self.options.app_dir.resolve()
         self.settings = load_local_settings(app_dir)
         apply_to_environ(self.settings)  # the environment wins, as with func start
-        self.config = load_host_json(app_dir)
+        self.config = load_host_json(app_dir, os.environ)
         self.functions = load_functions(app_dir, os.environ)
 
     def _storage_connection(self) -> str:

@@ -4,11 +4,12 @@ and the model endpoint. Here the model endpoint and the SignalR Service are unre
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 
-from local.azurite import Azurite, free_port
+from local.azurite import Azurite
 from tests.e2e.stack import Stack, local_stack
 
 from .conftest import ARTIFACTS
@@ -19,15 +20,25 @@ EMULATOR_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 
 @pytest.fixture(scope="module")
 def broken_stack(azurite: Azurite) -> Iterator[Stack]:
-    dead_llm, dead_signalr = free_port(), free_port()
+    # Bound and never listening: connections are refused, and no other process can take
+    # these ports while the fixture holds them (a closed free port could be reused).
+    llm_sock, signalr_sock = socket.socket(), socket.socket()
+    llm_sock.bind(("127.0.0.1", 0))
+    signalr_sock.bind(("127.0.0.1", 0))
+    dead_llm, dead_signalr = llm_sock.getsockname()[1], signalr_sock.getsockname()[1]
     settings = {
         "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{dead_llm}",
         "AzureSignalRConnectionString": (
             f"Endpoint=http://127.0.0.1;Port={dead_signalr};AccessKey={EMULATOR_KEY};Version=1.0;"
         ),
     }
-    with local_stack(azurite.connection_string, ARTIFACTS / "contract-broken-host.log",
-                     **settings) as stack:  # fmt: skip
+    with (
+        llm_sock,
+        signalr_sock,
+        local_stack(
+            azurite.connection_string, ARTIFACTS / "contract-broken-host.log", **settings
+        ) as stack,
+    ):
         yield stack
 
 

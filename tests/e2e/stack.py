@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +135,28 @@ def start_host(stack: Stack, log: Path, *, app_dir: Path = ROOT, rpc_port: int =
     _wait_ready(stack.base, stack.proc, log)
 
 
+HUB_OVERRIDE = "AzureFunctionsJobHost__extensions__durableTask__hubName"
+
+
+def own_names(table_prefix: str) -> dict[str, str]:
+    """Tables, jobs queue and durable task hub of one host's own, on a shared Azurite.
+
+    Random, not a free port's number: ports are reused within a session, and two stacks on
+    one name would share a queue or, with one task hub, take each other's orchestration
+    work (it happened: the contract stack completed an episode of the capped stack's job).
+    """
+    tag = uuid.uuid4().hex[:12]
+    return {
+        "TABLE_PREFIX": f"{table_prefix}{tag}",
+        "JOBS_QUEUE": f"jobs{tag}",
+        HUB_OVERRIDE: f"Relay{tag}",
+    }
+
+
 def stack_env(storage: str, signalr: Any, openai: Any, table_prefix: str) -> dict[str, str]:
     """The host's environment: ours minus any real Azure settings, then the local example
-    settings, pointed at this storage and these emulators with tables and queue of its own."""
+    settings, pointed at this storage and these emulators with tables, queue and task hub of
+    its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "Azure"))}
     env.update(json.loads((ROOT / "local.settings.json.example").read_text())["Values"])
     env.update({
@@ -144,8 +164,7 @@ def stack_env(storage: str, signalr: Any, openai: Any, table_prefix: str) -> dic
         "AzureSignalRConnectionString": signalr.connection_string,
         "AZURE_OPENAI_ENDPOINT": openai.endpoint,
         "AZURE_OPENAI_API_KEY": DEFAULT_API_KEY,
-        "TABLE_PREFIX": table_prefix + str(free_port()),
-        "JOBS_QUEUE": "jobs" + str(free_port()),
+        **own_names(table_prefix),
         "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
     return env

@@ -3,12 +3,12 @@ and its stream-contract follower on its own."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
 import pytest
 
-from local.azurite import free_port
 from local.cli import Follower
 
 from .stack import ROOT, Stack, expected_text
@@ -62,8 +62,10 @@ def test_demo_shows_the_apps_4xx_body_and_exits_2(stack: Stack) -> None:
 
 
 def test_demo_says_when_the_host_is_down_and_exits_3() -> None:
-    base = f"http://127.0.0.1:{free_port()}"
-    done = _demo("--base", base, timeout=30)
+    with socket.socket() as held:  # bound, never listening: refused, and not reusable
+        held.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{held.getsockname()[1]}"
+        done = _demo("--base", base, timeout=30)
     assert done.returncode == 3
     assert f"cannot reach {base}" in done.stderr and "Traceback" not in done.stderr
 

@@ -10,14 +10,13 @@ import pytest
 
 from local.azurite import Azurite
 from local.durable._store import TaskHubStore
-from tests.e2e.stack import kill_host
+from tests.e2e.stack import HUB_OVERRIDE, kill_host
 
 from .harness import Case, FaultStack, restart_host, verify
 
 pytestmark = pytest.mark.e2e
 
 SLOW = "tokens=200 rate=40 ttft_ms=0"
-HUB = "RelayHub"  # host.json extensions.durableTask.hubName
 
 
 def _first_delta(case: Case) -> None:
@@ -55,9 +54,9 @@ def test_azurite_restarted_mid_job(fstack: FaultStack, disk_azurite: Azurite) ->
     assert final["attempt"] in (1, 2, 3)
 
 
-async def _duplicate_work_item(storage: str, job_id: str) -> dict[str, object]:
+async def _duplicate_work_item(storage: str, hub: str, job_id: str) -> dict[str, object]:
     """Send the job's streaming work item a second time, as an at-least-once queue may."""
-    store = TaskHubStore(storage, HUB)
+    store = TaskHubStore(storage, hub)
     try:
         row = await store.get_instance(job_id)
         assert row is not None
@@ -78,7 +77,7 @@ def test_activity_delivered_twice(fstack: FaultStack) -> None:
     case.listener = fstack.listen(case.user)
     case.job_id = fstack.submit(case.user, case.prompt)
     _first_delta(case)
-    asyncio.run(_duplicate_work_item(fstack.storage, case.job_id))
+    asyncio.run(_duplicate_work_item(fstack.storage, fstack.env[HUB_OVERRIDE], case.job_id))
     verify(fstack, case, timeout=60)
     # The first delivery stopped at its next flush; the orchestration ended with it.
     output = fstack.durable(case.job_id)["output"]

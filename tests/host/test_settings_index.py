@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from local.host.config import HostConfigError, load_host_json
 from local.host.index import IndexError_, load_functions
 from local.settings_files import (
     LocalSettingsError,
@@ -84,3 +85,24 @@ def test_index_refusals_name_the_function_and_the_problem(
 ) -> None:
     with pytest.raises(IndexError_, match=expected):
         load_functions(_app(tmp_path, body), {})
+
+
+def test_app_settings_override_host_json_values_as_the_real_host(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({
+        "version": "2.0",
+        "extensions": {"durableTask": {"hubName": "RelayHub"}, "queues": {"batchSize": 4}},
+    }))  # fmt: skip
+    env = {
+        "AzureFunctionsJobHost__extensions__durableTask__hubName": "Stack1a2b",
+        "AzureFunctionsJobHost__Extensions__Queues__BatchSize": "8",  # keys match any case
+        "AzureFunctionsJobHost__extensions__http__routePrefix": "v1",  # absent: added
+        "UNRELATED": "x",
+    }
+    config = load_host_json(tmp_path, env)
+    assert config.raw["extensions"]["durableTask"]["hubName"] == "Stack1a2b"
+    assert config.queues.batch_size == 8 and config.http.route_prefix == "v1"
+    assert "UNRELATED" not in json.dumps(config.raw)
+    # Without an environment the file is read as it is.
+    assert load_host_json(tmp_path).raw["extensions"]["durableTask"]["hubName"] == "RelayHub"
+    with pytest.raises(HostConfigError):
+        load_host_json(tmp_path, {"AzureFunctionsJobHost__extensions____x": "1"})

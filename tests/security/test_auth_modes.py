@@ -21,7 +21,7 @@ import pytest
 
 from api.openapi import OPENAPI
 from local.azurite import Azurite, free_port
-from tests.e2e.stack import Stack, local_stack, spawn_host, stop_host
+from tests.e2e.stack import Stack, local_stack, own_names, spawn_host, stop_host
 
 from .conftest import ARTIFACTS
 from .hostile import assert_json_error
@@ -74,8 +74,10 @@ def platform_no_auth(azurite: Azurite) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def dev_in_azure(azurite: Azurite, sec_stack: Stack) -> Iterator[Stack]:
+    # Its own tables, queue and task hub: sharing sec_stack's queue and hub, it could take
+    # that host's jobs and orchestrations.
     env = {**sec_stack.env, "AUTH_MODE": "dev", "WEBSITE_INSTANCE_ID": "f" * 64,
-           "TABLE_PREFIX": "sec" + str(free_port())}  # fmt: skip
+           **own_names("sec")}  # fmt: skip
     stack = Stack(base=f"http://127.0.0.1:{free_port()}", storage=azurite.connection_string,
                   signalr=sec_stack.signalr, openai=sec_stack.openai, env=env)  # fmt: skip
     with _host_unchecked(stack, ARTIFACTS / "security-dev-in-azure-host.log") as running:
