@@ -8,8 +8,8 @@ WebSocket hub client, as a browser connects) submits jobs one at a time. Per job
 
 where the model's ttft is measured at the emulator (`--timeline`: when the request arrived and
 when it wrote the first content delta). Stage stamps come from the host's JSON log (queue
-pickup, orchestration started, attempt claimed) and the emulator (model request, first model
-delta), all on this machine's wall clock (log stamps have 1 ms resolution). Warm jobs follow
+pickup, first orchestrator episode, attempt claimed) and the emulator (model request, first
+model delta), all on this machine's wall clock (log stamps have 1 ms resolution). Warm jobs follow
 each other closely; idle jobs each follow `IDLE_S` of silence, so every poller has backed off.
 """
 
@@ -69,7 +69,6 @@ class JobTiming:
         points = [("submit", self.submit), ("202 at client", self.accepted),
                   ("queue pickup (intake starts)", s.get("pickup")),
                   ("first orchestrator episode persisted", s.get("episode")),
-                  ("attempt claimed (activity)", s.get("claimed")),
                   ("model request at emulator", s.get("model_request")),
                   ("first model delta (minus model ttft)", s["model_first"] - self.model_ttft),
                   ("first delta at client", self.first_delta - self.model_ttft)]  # fmt: skip
@@ -77,11 +76,14 @@ class JobTiming:
         for (_, before), (name, at) in itertools.pairwise(points):
             if before is not None and at is not None:
                 out[name] = at - before
-        # An activity can start before its episode's log line (a poller may pick its work item
-        # up while the episode is still persisting), so the two stages above can overlap;
-        # this one does not depend on their order.
+        # Not in the chain: an activity can start before its episode's log line (a poller may
+        # pick its work item up while the episode is still persisting), and the run opens its
+        # model request while its claim is written, so the claim usually lands after the
+        # model request (the row below is then positive) and overlaps the model's ttft.
         if s.get("pickup") is not None and s.get("claimed") is not None:
             out["(queue pickup to attempt claimed)"] = s["claimed"] - s["pickup"]
+        if s.get("claimed") is not None:
+            out["(model request to attempt claimed)"] = s["claimed"] - s["model_request"]
         return out
 
 
