@@ -40,8 +40,10 @@ async def test_ttft_and_rate_roughly_hold(emulator: OpenAIEmulator) -> None:
     arrivals = await _arrivals(emulator, "chat", prompt)
     assert "".join(t for _, t in arrivals) == expected_answer([{"role": "user", "content": prompt}])
     first, last = arrivals[0][0], arrivals[-1][0]
-    assert 0.25 <= first < 2.0
-    assert 0.15 <= last - first < 2.0  # 29 gaps of ~10 ms
+    # Lower bounds are due times (never early, whatever the load); upper bounds are loose
+    # liveness. Not `last - first`: a first delta delayed by load shortens it.
+    assert 0.3 - 0.001 <= first < 3.0
+    assert 0.3 + 29 * 0.01 * 0.8 - 0.001 <= last < 5.0  # 29 gaps of 10 ms +- 20 %
     assert [t for t, _ in arrivals] == sorted(t for t, _ in arrivals)
 
 
