@@ -43,7 +43,7 @@ class Proc:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_line(self, text: str, within: float = 20.0) -> str:
+    def wait_line(self, text: str, within: float = 60.0) -> str:  # generous: loaded CI
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for line in list(self.lines):
