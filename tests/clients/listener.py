@@ -105,7 +105,7 @@ class NodeListener:
             self.stderr_lines.append(line.rstrip())
 
     def wait_for(
-        self, predicate: Callable[[Event], bool], timeout: float = 15.0, start: int = 0
+        self, predicate: Callable[[Event], bool], timeout: float = 30.0, start: int = 0
     ) -> Event:
         """The first event from index `start` on that matches; AssertionError on timeout."""
         deadline = time.monotonic() + timeout
@@ -122,7 +122,7 @@ class NodeListener:
                     )
                 self._cond.wait(left)
 
-    def wait_connected(self, timeout: float = 20.0) -> str:
+    def wait_connected(self, timeout: float = 60.0) -> str:  # Node starting on a busy CI
         event = self.wait_for(lambda e: e["event"] in ("connected", "error", "exited"), timeout)
         if event["event"] != "connected":
             raise AssertionError(f"client did not connect: {event}; stderr={self.stderr_lines}")
