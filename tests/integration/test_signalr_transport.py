@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -54,12 +53,6 @@ async def server() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_round_trip_keeps_encoding_headers_and_body(server: str) -> None:
     async with httpx.AsyncClient(transport=AiohttpTransport()) as http:
         answer = await http.post(
@@ -92,10 +85,10 @@ async def test_connections_are_reused(server: str) -> None:
     assert len({str(r["peer"]) for r in seen}) == 1  # one kept-alive connection
 
 
-async def test_refused_connection_is_a_connect_error() -> None:
+async def test_refused_connection_is_a_connect_error(refused_port: int) -> None:
     async with httpx.AsyncClient(transport=AiohttpTransport()) as http:
         with pytest.raises(httpx.ConnectError):
-            await http.get(f"http://127.0.0.1:{_closed_port()}/")
+            await http.get(f"http://127.0.0.1:{refused_port}/")
 
 
 async def test_slow_answer_is_a_read_timeout(server: str) -> None:
@@ -110,9 +103,9 @@ async def test_cut_connection_is_a_protocol_error(server: str) -> None:
             await http.get(f"{server}/cut")
 
 
-async def test_signalr_client_maps_transport_failures() -> None:
+async def test_signalr_client_maps_transport_failures(refused_port: int) -> None:
     conn = (
-        f"Endpoint=http://127.0.0.1;Port={_closed_port()};"
+        f"Endpoint=http://127.0.0.1;Port={refused_port};"
         "AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;"
     )
     async with SignalRClient(conn, "stream", max_retries=0) as client:

@@ -456,8 +456,8 @@ async def test_wrong_key_is_rejected_401(fake: FakeAOAI) -> None:
     assert "wrong-key-xyz" not in str(error)
 
 
-async def test_unreachable_endpoint_is_unavailable() -> None:
-    client = LLMClient(f"http://127.0.0.1:{_free_port()}", DEPLOYMENT, api_key=KEY)
+async def test_unreachable_endpoint_is_unavailable(refused_port: int) -> None:
+    client = LLMClient(f"http://127.0.0.1:{refused_port}", DEPLOYMENT, api_key=KEY)
     _, error = await _collect(client, "normal")
     assert isinstance(error, LLMUnavailable) and error.retryable
 
@@ -507,7 +507,7 @@ async def test_from_settings(fake: FakeAOAI) -> None:
     assert error is None and isinstance(events[-1], StreamEnd)
 
 
-async def test_ping(fake: FakeAOAI) -> None:
+async def test_ping(fake: FakeAOAI, refused_port: int) -> None:
     ok = _v1(fake)
     assert await ok.ping() is True
     assert fake.seen[-1].path == "/openai/v1/models"
@@ -520,7 +520,7 @@ async def test_ping(fake: FakeAOAI) -> None:
     bad = LLMClient(fake.url, DEPLOYMENT, api_key="nope")
     assert await bad.ping() is False
     await bad.aclose()
-    down = LLMClient(f"http://127.0.0.1:{_free_port()}", DEPLOYMENT, api_key=KEY)
+    down = LLMClient(f"http://127.0.0.1:{refused_port}", DEPLOYMENT, api_key=KEY)
     assert await down.ping() is False
     await down.aclose()
 
