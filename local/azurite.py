@@ -40,8 +40,14 @@ def connection_string(blob: int, queue: int, table: int, host: str = "127.0.0.1"
     )
 
 
-def _wait_port(port: int, deadline: float) -> None:
+class _Exited(Exception):
+    """Azurite exited while starting (typically: a port was taken after we chose it)."""
+
+
+def _wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes]) -> None:
     while True:
+        if proc.poll() is not None:
+            raise _Exited(f"Azurite exited with code {proc.returncode} while starting")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -70,6 +76,23 @@ class Azurite:
             if not found:
                 raise FileNotFoundError("azurite is not installed: run `npm ci`")
             binary = Path(found)
+        # Ports we choose ourselves may be taken by another process before Azurite binds
+        # them (free_port only asks the kernel for one that is free now): then Azurite
+        # exits, and we try again with new ports. Ports given to us are not changed.
+        chosen = not (self.blob_port or self.queue_port or self.table_port)
+        for tries_left in range(2, -1, -1):
+            try:
+                return self._start_once(binary, timeout)
+            except _Exited:
+                if not chosen or tries_left == 0:
+                    raise RuntimeError(
+                        "Azurite exited while starting: are ports "
+                        f"{self.blob_port}/{self.queue_port}/{self.table_port} in use?"
+                    ) from None
+                self.blob_port = self.queue_port = self.table_port = 0
+        raise AssertionError("unreachable")
+
+    def _start_once(self, binary: Path, timeout: float) -> Azurite:
         self.blob_port = self.blob_port or free_port()
         self.queue_port = self.queue_port or free_port()
         self.table_port = self.table_port or free_port()
@@ -84,7 +107,7 @@ class Azurite:
         else:
             self.location.mkdir(parents=True, exist_ok=True)
             args += ["--location", str(self.location)]
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -93,7 +116,12 @@ class Azurite:
         )
         deadline = time.monotonic() + timeout
         for port in (self.blob_port, self.queue_port, self.table_port):
-            _wait_port(port, deadline)
+            _wait_port(port, deadline, proc)
+        # Something answered on every port; make sure it was our Azurite, not a squatter
+        # that held one of them while ours exited.
+        time.sleep(0.05)
+        if proc.poll() is not None:
+            raise _Exited(f"Azurite exited with code {proc.returncode} while starting")
         return self
 
     def stop(self) -> None:
