@@ -252,11 +252,7 @@ SCHEMAS: dict[str, Schema] = {
                 "items": _obj(
                     {
                         "userId": _STR,
-                        "joinedAt": {
-                            "type": "number",
-                            "nullable": True,
-                            "description": "epoch seconds",
-                        },
+                        "joinedAt": _TIME,
                     },
                     ["userId"],
                 ),

@@ -36,7 +36,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ._rows import delete_row, get_row
+from ._rows import delete_row, get_row, iso_time
 from .claims import ConnectionClaims
 from .errors import Forbidden, GroupRecentlyDeleted
 from .invites import Invites
@@ -108,7 +108,7 @@ class Groups:
         if meta is None:
             return []
         return [
-            {"userId": row["RowKey"][2:], "joinedAt": row.get("joinedAt")}
+            {"userId": row["RowKey"][2:], "joinedAt": iso_time(row.get("joinedAt"))}
             async for row in self._t.query_entities(
                 "PartitionKey eq @pk and RowKey ge 'm|' and RowKey lt 'm}'",
                 parameters={"pk": f"g|{group}"},

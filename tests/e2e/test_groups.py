@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -129,6 +130,10 @@ def test_invites_members_and_group_http_rules(stack: Stack) -> None:
     res = stack.request("GET", f"/api/groups/{group}", user=member)
     assert res.status == 200 and res.body["owner"] == owner
     assert {m["userId"] for m in res.body["members"]} == {owner, member}
+    # Times are ISO 8601 UTC everywhere in the API, as in the job document.
+    assert all(
+        datetime.fromisoformat(m["joinedAt"]).tzinfo is not None for m in res.body["members"]
+    )
     assert stack.request("GET", "/api/groups", user=member).body["groups"] == [
         {"group": group, "owner": owner}
     ]
