@@ -48,7 +48,8 @@ def _links(job_id: str) -> dict[str, str]:
 
 
 async def _visible_job(services: Services, caller: Caller, job_id: str) -> JobRecord:
-    """The job if the caller may see it; otherwise JobNotFound (never 403)."""
+    """The job if the caller may see it; otherwise JobNotFound (never 403: to anyone who
+    may not see it, a job does not exist). Who can see a job but not steer it gets 403."""
     # Read without the stored prompt: no endpoint returns it, and a damaged request
     # must not stop a job from being read, canceled or erased.
     if not _JOB_ID.match(job_id or ""):
@@ -151,7 +152,9 @@ async def cancel_job(
 ) -> func.HttpResponse:
     record = await _visible_job(services, caller, req.route_params.get("jobId", ""))
     if not await services.can_cancel(caller.user_id, record):
-        raise JobNotFound("no such job")
+        raise ApiError(
+            403, "not_allowed", "only the job's owner or its group's owner can cancel it"
+        )
     if record.status in _TERMINAL:
         raise ApiError(409, "job_finished", f"the job has already ended ({record.status})")
     record = await services.store.request_cancel(record.job_id)
@@ -173,7 +176,7 @@ async def cancel_job(
 async def erase_job(req: func.HttpRequest, caller: Caller, services: Services) -> func.HttpResponse:
     record = await _visible_job(services, caller, req.route_params.get("jobId", ""))
     if record.owner != caller.user_id:
-        raise JobNotFound("no such job")
+        raise ApiError(403, "not_allowed", "only the job's owner can erase its data")
     if record.status not in _TERMINAL:
         raise ApiError(409, "job_running", "cancel the job or wait for it to end first")
     await services.store.erase(record.job_id)

@@ -142,7 +142,11 @@ _JOBS: Doc = {
             "parameters": [_JOB_ID],
             "responses": {
                 "202": _ok("Cancel requested (or done, if it was queued)", "CancelAccepted"),
-                **_errors(s404=_NO_SUCH_JOB, s409="The job has already ended (job_finished)"),
+                **_errors(
+                    s403="Visible to the caller (a group member) but not theirs to cancel",
+                    s404=_NO_SUCH_JOB,
+                    s409="The job has already ended (job_finished)",
+                ),
             },
         },
     },
@@ -181,7 +185,11 @@ _JOBS: Doc = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _ok("Erased", "Erased"),
-                **_errors(s404=_NO_SUCH_JOB, s409="Still running (job_running)"),
+                **_errors(
+                    s403="Visible to the caller (a group member) but not theirs to erase",
+                    s404=_NO_SUCH_JOB,
+                    s409="Still running (job_running)",
+                ),
             },
         },
     },

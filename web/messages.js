@@ -50,6 +50,8 @@ export function plainError({ status = 0, code = "", field = null, message = "", 
       return "That no longer exists, or it is not yours to see.";
     case "not_owner":
       return "Only the group's owner can do that.";
+    case "not_allowed":
+      return `Not yours to do: ${message || "only the job's owner can"}.`;
     case "invite_required":
       return "That group already exists and is invite-only. Ask its owner for an invite link.";
     case "invalid_invite":

@@ -1,8 +1,8 @@
 """Groups and connection targets through the whole local stack, with real SignalR clients.
 
 Each test uses its own users and group names (the stack is shared by the session).
-A plain member who can read a group job but may not cancel it gets 404, the same answer
-as for a job that does not exist (api/jobs.py answers 404 for every refused cancel).
+A plain member who can read a group job but may not cancel or erase it gets 403
+(`not_allowed`); anyone who may not read it gets 404, as for a job that does not exist.
 """
 
 from __future__ import annotations
@@ -195,11 +195,18 @@ def test_group_job_cancel_by_group_owner_not_by_a_plain_member(stack: Stack) -> 
     job_id = submit(stack, submitter, f"A long tale. {SLOW}", groupName=group)
     stack.wait_status(job_id, {"running"}, user=member)  # the member can read it
     res = stack.request("DELETE", f"/api/jobs/{job_id}", user=member)
+    assert res.status == 403 and res.body["error"]["code"] == "not_allowed"
+    outsider = next(ids("out"))
+    res = stack.request("DELETE", f"/api/jobs/{job_id}", user=outsider)
     assert res.status == 404 and res.body["error"]["code"] == "not_found"
     res = stack.request("DELETE", f"/api/jobs/{job_id}", user=owner)
     assert res.status == 202, res.body
     final = stack.wait_status(job_id, {"canceled", "completed", "failed"}, user=submitter)
     assert final["status"] == "canceled"
+    # Erasing is the submitter's alone: 403 to members who can read it, 404 to others.
+    for user, status in [(member, 403), (owner, 403), (outsider, 404), (submitter, 200)]:
+        res = stack.request("DELETE", f"/api/jobs/{job_id}/data", user=user)
+        assert res.status == status, (user, res.body)
 
 
 def test_group_deleted_while_streaming_stops_delivery_and_quarantines_the_name(
