@@ -97,7 +97,13 @@ SCHEMAS: dict[str, Schema] = {
         {
             "error": _obj(
                 {
-                    "code": _STR,
+                    "code": {
+                        "type": "string",
+                        "description": (
+                            "machine-readable, e.g. invalid_request, not_found, rate_limited, "
+                            "idempotency_key_reused"
+                        ),
+                    },
                     "message": _STR,
                     "field": {"type": "string", "description": "the offending input, if one"},
                 },

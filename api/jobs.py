@@ -18,6 +18,7 @@ from relay.errors import JobNotFound
 from relay.identity import Caller
 from relay.intake import encode_message
 from relay.jobs import parse_job_request
+from relay.limits import IdempotencyKeyReused
 from relay.services import Services
 from relay.store import JobRecord
 from relay.telemetry import job_scope
@@ -85,7 +86,10 @@ async def create_job(
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise ApiError(400, "invalid_request", "1 to 200 visible ASCII characters",
                        field="Idempotency-Key")  # fmt: skip
-    accepted = await services.accept_job(uuid.uuid4().hex, caller.user_id, request, target, key)
+    try:
+        accepted = await services.accept_job(uuid.uuid4().hex, caller.user_id, request, target, key)
+    except IdempotencyKeyReused as exc:  # the same key, another body: nothing was created
+        raise ApiError(422, exc.code, str(exc), field="Idempotency-Key") from None
     job_id = accepted.job_id
     if not accepted.created:  # the key's earlier job
         body_out = {"jobId": job_id, "status": accepted.status, **_links(job_id)}

@@ -96,7 +96,11 @@ _JOBS: Doc = {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "description": "the same key from the same user returns the same job",
+                    "description": (
+                        "the same key from the same user with the same request (the parsed "
+                        "body and target) returns the same job; with a different request "
+                        "it is refused with 422 `idempotency_key_reused`"
+                    ),
                     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
                 }
             ],
@@ -108,6 +112,10 @@ _JOBS: Doc = {
                     {"Location": _header("The job's status URL", {"type": "string"})},
                 ),
                 **_errors("400", "413", "415", s403="Target not allowed"),
+                "422": _err(
+                    "`idempotency_key_reused`: the Idempotency-Key was used before with a "
+                    "different request; nothing was created"
+                ),
                 "429": _err("Over a per-user or global limit", {"Retry-After": _RETRY_AFTER}),
             },
         },

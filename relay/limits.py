@@ -22,7 +22,13 @@ Table `{prefix}limits`:
     PK "active"          RK job id        owner; global and per-user concurrency
     PK "rate|{owner}"    RK ms|job id     per-user submissions in the last minute
 Table `{prefix}idem`:
-    PK owner             RK sha256(key)   -> job id
+    PK owner             RK sha256(key)   -> job id, fingerprint of the request
+
+A key is bound to the request it first came with (IETF httpapi idempotency-key draft,
+Stripe): its row keeps a fingerprint, a salted hash of the canonical JSON of the parsed
+request and target (never the prompt in clear). The same key with the same request returns
+the first job; with a different one it is refused (`IdempotencyKeyReused`). Rows written
+before fingerprints existed have none and match any request (the old behaviour).
 """
 
 from __future__ import annotations
@@ -30,17 +36,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .errors import RelayError
 
-__all__ = ["Admission", "Hold", "IdempotencyKeys", "LimitExceeded", "LimitsConfig"]
+__all__ = [
+    "Admission",
+    "Hold",
+    "IdempotencyKeyReused",
+    "IdempotencyKeys",
+    "LimitExceeded",
+    "LimitsConfig",
+    "request_fingerprint",
+]
 
 _RATE_WINDOW_S = 60.0
 T = TypeVar("T")
@@ -54,6 +69,27 @@ class LimitExceeded(RelayError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class IdempotencyKeyReused(RelayError):
+    """The Idempotency-Key is bound to an earlier request with a different body (422)."""
+
+    code = "idempotency_key_reused"
+
+
+def request_fingerprint(owner: str, key: str, request: dict[str, Any]) -> str:
+    """sha256 over owner, key and the canonical JSON of a parsed request (and target).
+
+    Canonical: sorted keys, no spaces, UTF-8, so a reordered or reformatted body with the
+    same content matches. Salting with owner and key means a leaked table row does not let
+    anyone test guesses of a prompt against other rows.
+    """
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256()
+    for part in (owner, key, canonical):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -229,12 +265,17 @@ class IdempotencyKeys:
     def _rk(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
-    async def claim(self, owner: str, key: str, job_id: str) -> str:
-        """Bind key to job_id; if the key is already bound, return the earlier job id."""
+    async def claim(self, owner: str, key: str, job_id: str, fingerprint: str = "") -> str:
+        """Bind key to job_id; if the key is already bound, return the earlier job id.
+
+        Raises `IdempotencyKeyReused` when the earlier binding's fingerprint differs from
+        `fingerprint` (an empty fingerprint, here or stored, matches anything).
+        """
         entity = {
             "PartitionKey": owner,
             "RowKey": self._rk(key),
             "jobId": job_id,
+            "fingerprint": fingerprint,
             "createdAt": _ms(time.time()),
         }
         try:
@@ -242,6 +283,11 @@ class IdempotencyKeys:
             return job_id
         except ResourceExistsError:
             existing = await self._table.get_entity(owner, self._rk(key))
+            stored = str(existing.get("fingerprint") or "")
+            if stored and fingerprint and stored != fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used with a different request"
+                ) from None
             return str(existing["jobId"])
 
     async def forget(self, owner: str, key: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from .groups import Groups, signalr_group_name
 from .intake import JobQueue
 from .jobs import JobRequest, Limits, Target
-from .limits import Admission, Hold, IdempotencyKeys, LimitsConfig
+from .limits import Admission, Hold, IdempotencyKeys, LimitsConfig, request_fingerprint
 from .llm import LLMClient
 from .settings import Settings, load_settings
 from .signalr import SignalRClient
@@ -177,15 +177,23 @@ class Services:
            the job's index (and overflow) rows;
         2. admission's counts (every reservation write has completed: reserve-then-count);
         3. the record, which is what makes the job exist.
-        A key already bound to an earlier job returns that job (`created` False) and takes
+        A key already bound to an earlier job with the same request (fingerprint of the
+        parsed request and target) returns that job (`created` False) and takes
         this job's rows back; its rows were briefly held, so a racing submission of the
         same owner at its limit may be refused ("two racers may both be refused"), but
-        nothing is ever admitted past a limit. A refusal (`LimitExceeded`) or a failure
+        nothing is ever admitted past a limit. A key bound to a different request raises
+        `IdempotencyKeyReused` and takes this job's rows back (nothing is created). A
+        refusal (`LimitExceeded`) or a failure
         before the record unbinds the key and takes back every row written.
         """
         store, admission = self.store, self.admission
         new = store.new_job(job_id, owner, request, target, time.time())
-        claim = self.idempotency.claim(owner, key, job_id) if key is not None else _same(job_id)
+        if key is not None:
+            body = {"request": request.to_dict(), "target": [target.kind, target.id]}
+            fingerprint = request_fingerprint(owner, key, body)
+            claim = self.idempotency.claim(owner, key, job_id, fingerprint)
+        else:
+            claim = _same(job_id)
         outcomes = await asyncio.gather(
             claim, admission.hold(owner, job_id), store.stage_job(new), return_exceptions=True
         )
