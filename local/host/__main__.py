@@ -11,6 +11,7 @@ from local.settings_files import LocalSettingsError, load_local_settings
 
 from .host import Host, HostError, HostOptions
 from .logs import setup_logging
+from .profiler import start_from_env
 
 __all__ = ["main"]
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         durable_rpc_port=args.durable_rpc_port, dev_storage_ports=args.dev_storage_ports,
         shutdown_timeout=args.shutdown_timeout,
     )  # fmt: skip
+    start_from_env()  # dev-only sampling profiler, off unless LOCAL_HOST_PROFILE is set
     try:
         asyncio.run(Host(options).run())
     except HostError as exc:

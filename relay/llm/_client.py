@@ -24,6 +24,7 @@ from ..errors import LLMContentFiltered, LLMUnavailable
 from ._errors import FOREIGN_ERRORS, map_llm_error
 from ._events import StreamEnd, StreamEvent, TextDelta, Usage
 from ._sse import Chunk, SSEDecoder, read_chunk
+from ._transport import AiohttpStreamTransport
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -54,6 +55,7 @@ class LLMClient:
         stall_timeout_s: float = 30.0,
         max_retries: int = 0,
         ping_timeout_s: float = 5.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -87,9 +89,17 @@ class LLMClient:
                 )
                 self._owned_credential = credential
             self._token_provider = get_bearer_token_provider(credential, COGNITIVE_SCOPE)
+        # The SDK's requests go through aiohttp (see _transport: per-chunk CPU); the
+        # SDK's own timeout still applies per request (connect, read, pool).
+        http_client = httpx2.AsyncClient(
+            transport=transport or AiohttpStreamTransport(),
+            timeout=timeout_s,
+            follow_redirects=True,
+        )
         self._client: AsyncOpenAI
         if api_version == "v1":
             self._client = AsyncOpenAI(
+                http_client=http_client,
                 base_url=f"{self.endpoint}/openai/v1/",
                 api_key=api_key if api_key is not None else self._token_provider,
                 timeout=timeout_s,
@@ -97,6 +107,7 @@ class LLMClient:
             )
         elif api_key is not None:
             self._client = AsyncAzureOpenAI(
+                http_client=http_client,
                 azure_endpoint=self.endpoint,
                 azure_deployment=deployment,
                 api_version=api_version,
@@ -106,6 +117,7 @@ class LLMClient:
             )
         else:
             self._client = AsyncAzureOpenAI(
+                http_client=http_client,
                 azure_endpoint=self.endpoint,
                 azure_deployment=deployment,
                 api_version=api_version,
