@@ -118,3 +118,54 @@ async def test_subscriber_pool_receives_user_sends_from_the_real_emulator() -> N
     assert sorted(r[0] for r in received) == ["user-0", "user-1", "user-2"]
     assert all(r[2] == "delta" and r[3] == {"jobId": r[0]} and r[1] >= sent for r in received)
     assert stats["connections"]["peak"] == 12
+
+
+def _fig(jobs: int, exact: int, wall_s: float, delays: list[float], cpu: float) -> Any:
+    from bench.load import Figures
+
+    fig = Figures(jobs, finished=exact, exact=exact, wall_s=wall_s, delays=delays)
+    fig.starts = [0.5, 9.0]
+    fig.cpu = {"host": cpu, "azurite": 30.0, "harness": 99.0}
+    return fig
+
+
+def test_shortfalls_name_each_reason_a_level_did_not_keep_up() -> None:
+    from bench.load import Pacing, keeps_up, shortfalls
+
+    pacing = Pacing()  # ideal 4.3 s: the wall limit is 13.6 s
+    good = _fig(10, 10, 5.0, [0.1] * 100, 40.0)
+    assert shortfalls(good, pacing) == [] and keeps_up(good, pacing)
+    bad = _fig(200, 190, 40.0, [0.1] * 90 + [2.0] * 10, 40.0)
+    reasons = shortfalls(bad, pacing)
+    assert reasons == ["10 of 200 not exact or unfinished", "p99 2.0 s", "wall 40 s > 14 s"]
+    assert not keeps_up(bad, pacing)
+    no_deltas = _fig(5, 5, 5.0, [], 40.0)  # nothing measured is not "kept up"
+    assert shortfalls(no_deltas, pacing) == ["p99 nan s"]
+
+
+def test_load_table_says_where_it_stops_and_why() -> None:
+    from bench.load import Pacing, load_table
+
+    pacing = Pacing()
+    levels = [_fig(10, 10, 5.0, [0.1] * 50, 30.0), _fig(100, 100, 20.0, [0.2] * 50, 45.0)]
+    text = load_table(levels, pacing, slots=64)
+    assert "| 10 | 10/10 |" in text and "| yes |" in text
+    assert "| wall 20 s > 14 s |" in text
+    assert "Stops keeping up at **100 concurrent jobs** (wall 20 s > 14 s)" in text
+    assert "**host** at 45%" in text  # the harness is never named the bottleneck
+    assert "at most 64 streams at once" in text and "start p95 9000 ms" in text
+    saturated = [_fig(100, 100, 20.0, [0.2] * 50, 97.0)]
+    assert "at most 64 streams" not in load_table(saturated, pacing, slots=64)
+
+
+def test_set_option_parses_app_settings() -> None:
+    import argparse
+
+    import pytest
+
+    from bench.load import _setting
+
+    assert _setting("A__b=256") == ("A__b", "256")
+    assert _setting("X==y") == ("X", "=y")
+    with pytest.raises(argparse.ArgumentTypeError):
+        _setting("novalue")
