@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from relay.errors import InvalidTransition, JobNotFound, ValidationError
+from relay.errors import ConcurrencyConflict, InvalidTransition, JobNotFound, ValidationError
 from relay.intake import QueueJob, decode_message
 from relay.services import Services, get_services
 from relay.streaming import finalize_job
@@ -81,22 +81,41 @@ async def intake(msg: func.QueueMessage, client: Any) -> None:
         await _start(services, client, job.job_id, {"dequeueCount": msg.dequeue_count})
 
 
-async def _start(services: Services, client: Any, job_id: str, extra: dict[str, Any]) -> None:
+async def _moved_as_created(services: Services, job_id: str) -> bool:
+    """Move a job this process has just created to starting without reading it first.
+
+    The write is guarded by the created record's ETag: a job changed since (canceled, or
+    moved by another delivery) is refused, and the caller then reads and decides as for
+    any other message. False when there is no such record here or the move was refused.
+    """
+    record = services.store.take_committed(job_id)
+    if record is None or record.status != "queued":
+        return False
     try:
-        record = await services.store.get_job(job_id)
-    except JobNotFound:
-        log.warning("jobs message for an unknown job", extra=extra)
-        return
-    fresh = record.status == "queued"
-    if fresh:
+        await services.store.transition_from(record, "starting")
+    except ConcurrencyConflict:
+        return False
+    return True
+
+
+async def _start(services: Services, client: Any, job_id: str, extra: dict[str, Any]) -> None:
+    fresh = await _moved_as_created(services, job_id)
+    if not fresh:
         try:
-            await services.store.transition_from(record, "starting")
-        except InvalidTransition:
-            log.info("job moved on meanwhile; nothing to start", extra=extra)
+            record = await services.store.get_job(job_id)
+        except JobNotFound:
+            log.warning("jobs message for an unknown job", extra=extra)
             return
-    elif record.status != "starting":
-        log.info("duplicate jobs message ignored (job is %s)", record.status, extra=extra)
-        return
+        fresh = record.status == "queued"
+        if fresh:
+            try:
+                await services.store.transition_from(record, "starting")
+            except InvalidTransition:
+                log.info("job moved on meanwhile; nothing to start", extra=extra)
+                return
+        elif record.status != "starting":
+            log.info("duplicate jobs message ignored (job is %s)", record.status, extra=extra)
+            return
     spec = {
         "jobId": job_id,
         "maxAttempts": services.settings.job_max_attempts,

@@ -9,6 +9,11 @@ Messages are encoded here (base64 or none, host.json `messageEncoding`), never b
 the raw text of a message can be moved to a poison queue unchanged. After an output binding
 writes to a queue that one of this host's listeners watches, that listener is woken at once,
 as the real host's shared queue watcher does.
+
+Every queue client uses an aiohttp transport with `use_env_settings=False` (aiohttp's
+trust_env): with it on, each request (every poll, receive, delete and send) looks up
+proxy and netrc settings through a thread hop, a few ms on a busy 2-core machine. The app's
+own clients (relay/storage.py) and the durable store do the same.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from local.settings_files import dev_storage_connection_string
@@ -88,7 +94,9 @@ class Storage:
         if name not in self._services:
             conn = self.connection_string(connection)
             if conn is not None:
-                client = QueueServiceClient.from_connection_string(conn)
+                client = QueueServiceClient.from_connection_string(
+                    conn, transport=AioHttpTransport(use_env_settings=False)
+                )
             else:
                 from azure.identity.aio import DefaultAzureCredential
 
@@ -97,7 +105,11 @@ class Storage:
                 )
                 if not uri:
                     uri = f"https://{self._environ[name + '__accountName']}.queue.core.windows.net"
-                client = QueueServiceClient(uri, credential=DefaultAzureCredential())
+                client = QueueServiceClient(
+                    uri,
+                    credential=DefaultAzureCredential(),
+                    transport=AioHttpTransport(use_env_settings=False),
+                )
             self._services[name] = client
         return self._services[name]
 

@@ -21,6 +21,7 @@ __all__ = ["TX_MAX", "StoreBase"]
 
 TX_MAX = 100  # operations per entity-group transaction (service limit)
 _CLAIMABLE_MAX = 256  # records kept for a claim (prompts included): a small, bounded cache
+_COMMITTED_MAX = 64  # records kept for the intake that follows a submission: likewise
 
 
 class StoreBase:
@@ -51,12 +52,24 @@ class StoreBase:
         # Only ever used under If-Match: a record changed since is refused (412) and read
         # again, so a stale entry costs one round trip and can never be acted on.
         self._claimable: OrderedDict[str, m.JobRecord] = OrderedDict()
+        # Records this process has just created (`commit_job`), for the queue intake that
+        # usually follows in the same process (the host wakes its listener on the output
+        # binding's write). The same rule: used only under If-Match, so a job changed
+        # since (canceled) is refused and read again; never acted on stale.
+        self._committed: OrderedDict[str, m.JobRecord] = OrderedDict()
 
     def _keep_claimable(self, record: m.JobRecord) -> None:
-        self._claimable.pop(record.job_id, None)
-        self._claimable[record.job_id] = record
-        while len(self._claimable) > _CLAIMABLE_MAX:
-            self._claimable.popitem(last=False)
+        _keep(self._claimable, record, _CLAIMABLE_MAX)
+
+    def _keep_committed(self, record: m.JobRecord) -> None:
+        _keep(self._committed, record, _COMMITTED_MAX)
+
+    def take_committed(self, job_id: str) -> m.JobRecord | None:
+        """The record as this process created it, once (None if not kept here).
+
+        Only for an ETag-guarded write (`transition_from`): the job may have changed since.
+        """
+        return self._committed.pop(job_id, None)
 
     def _stamp(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -119,3 +132,10 @@ class StoreBase:
                 match_condition=MatchConditions.IfNotModified,
             )
         return str(meta["etag"])
+
+
+def _keep(cache: OrderedDict[str, m.JobRecord], record: m.JobRecord, limit: int) -> None:
+    cache.pop(record.job_id, None)
+    cache[record.job_id] = record
+    while len(cache) > limit:
+        cache.popitem(last=False)

@@ -126,7 +126,9 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
         exist. Create, not upsert: an existing id is refused (`ConcurrencyConflict`)."""
         with mapped_errors():
             meta = await self._jobs.create_entity(new.entity)
-        return m.record_from_entity(new.entity, str(meta["etag"]), list(new.overflow))
+        record = m.record_from_entity(new.entity, str(meta["etag"]), list(new.overflow))
+        self._keep_committed(record)  # the intake that follows skips its read
+        return record
 
     async def unstage_job(self, new: NewJob) -> None:
         """Delete a staged job's rows (best effort, idempotent): it was not admitted."""
