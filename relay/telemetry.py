@@ -70,6 +70,8 @@ def configure(env: Mapping[str, str] | None = None) -> None:
     for chatty in (
         "httpx",
         "httpcore",
+        "httpx2",  # the openai SDK's own httpx fork: "HTTP Request: POST ..." per model call
+        "httpcore2",
         "openai",
         "azure.core.pipeline.policies.http_logging_policy",
     ):

@@ -123,7 +123,7 @@ def setup_logging(
     # with user ids and group names in the URL. Warnings and errors still come through.
     for noisy in (
         "azure", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp", "asyncio",
-        "httpx", "httpcore", "openai",
+        "httpx", "httpcore", "httpx2", "httpcore2", "openai",
     ):  # fmt: skip
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler

@@ -50,3 +50,10 @@ def test_the_local_host_tag_chains_onto_the_app_factory(caplog: pytest.LogCaptur
     with caplog.at_level(logging.INFO), telemetry.job_scope("j9"):
         logging.getLogger("relay.x").info("inside")
     assert caplog.records[-1].jobId == "j9"  # type: ignore[attr-defined]
+
+
+def test_http_clients_request_lines_are_kept_below_info() -> None:
+    # One INFO line per request, URL included: the openai SDK logs through httpx2.
+    telemetry.configure({})
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "openai"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
