@@ -33,6 +33,10 @@ from .clients import SubscriberPool
 
 __all__ = ["Pacing", "keeps_up", "machine", "main", "run", "shortfalls", "write_sections"]
 
+# Below the host's 5 s (uvicorn's keep-alive): a pooled connection is never reused just as
+# the server closes it (a soak worker waits about 5 s between its POST and its GET, and such
+# a race surfaced as ECONNRESET).
+KEEPALIVE_S = 2.0
 PROCS = ("host", "azurite", "signalr-emu", "openai-emu", "harness")
 STACK_SETTINGS = {  # per-user limits out of the way: every job has its own user anyway
     "GLOBAL_MAX_CONCURRENT_JOBS": "10000",
@@ -66,6 +70,8 @@ class Figures:
     tails: list[float] = field(default_factory=list)  # last delta emitted -> final status
     posts: list[float] = field(default_factory=list)
     lag_max: float = 0.0  # the harness's own event-loop lateness
+    errors: int = 0  # soak jobs lost to a client-side error (connection, timeout)
+    first_error: str = ""
     signalr: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -114,7 +120,7 @@ async def run_level(stack: StackProcs, sampler: Sampler, n: int, pacing: Pacing)
                                  pacing.ttft_ms))
         for i, u in enumerate(users)
     ]  # fmt: skip
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
     async with (
         SubscriberPool(stack.base, tracker.on_message) as pool,
         aiohttp.ClientSession(connector=connector) as http,
@@ -165,7 +171,7 @@ async def run_soak(
     users = [f"soak-{tag}-{i}" for i in range(workers)]
     streams: dict[str, dict[str, Any]] = {}
     pending: list[JobRecord] = []
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
     async with (
         SubscriberPool(stack.base, tracker.on_message) as pool,
         aiohttp.ClientSession(connector=connector) as http,
@@ -186,16 +192,28 @@ async def run_soak(
                                                   pacing.jitter, pacing.ttft_ms))  # fmt: skip
                 k += 1
                 fig.jobs += 1
-                await submit(http, stack.base, job)
-                if not job.job_id:
+                try:
+                    await one_job(job)
+                except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                    # Counted and shown (a job lost is not exact), and the worker goes on:
+                    # one error must not take a worker's load out of the rest of the soak.
+                    fig.errors += 1
+                    fig.first_error = fig.first_error or repr(exc)
+                    tracker.forget(job)
                     fig.posts.append(job.post_s)
                     await asyncio.sleep(1)
-                    continue
-                tracker.attach(job)
-                await asyncio.wait_for(job.done.wait(), 60 + 3 * pacing.ideal_s)
-                job.text = await fetch_text(http, stack.base, job)
-                tracker.forget(job)
-                pending.append(job)
+
+        async def one_job(job: JobRecord) -> None:
+            await submit(http, stack.base, job)
+            if not job.job_id:
+                fig.posts.append(job.post_s)
+                await asyncio.sleep(1)
+                return
+            tracker.attach(job)
+            await asyncio.wait_for(job.done.wait(), 60 + 3 * pacing.ideal_s)
+            job.text = await fetch_text(http, stack.base, job)
+            tracker.forget(job)
+            pending.append(job)
 
         async def account_loop() -> None:
             # Figures are taken as jobs finish, and their deltas dropped, so the harness
@@ -332,7 +350,9 @@ def soak_table(fig: Figures, workers: int, seconds: float) -> str:
         f"{_ms(fig.delays, 99)} ms over {len(fig.delays)} deltas; SignalR messages "
         f"{fig.signalr.get('messages', 0)}, units {fig.signalr.get('units', 0)}, slow clients "
         f"dropped {fig.signalr.get('dropped_slow_clients', 0)}; harness lag max "
-        f"{fig.lag_max * 1000:.0f} ms.",
+        f"{fig.lag_max * 1000:.0f} ms; client-side errors {fig.errors}"
+        + (f" (first: `{fig.first_error}`)" if fig.errors else "")
+        + ".",
         "",
         "| process | CPU % of a core | RSS start MB | RSS end MB | RSS max MB | slope MB/min |",
         "|---|---|---|---|---|---|",
