@@ -153,6 +153,9 @@ class QueueListener:
                 task = asyncio.create_task(self._process(message))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
+            # Let the new invocations run up to their first await before the next receive
+            # builds its request: otherwise that request's CPU delays every pickup.
+            await asyncio.sleep(0)
             while len(self._tasks) > threshold and not self._stopping:
                 self._changed.clear()
                 await self._changed.wait()
