@@ -69,6 +69,18 @@ async def _close_durable_client_session() -> None:
             await close()
 
 
+async def _close_app_services() -> None:
+    """The app's shared clients (the LLM and SignalR aiohttp sessions, the table and queue
+    clients) live in `relay.services` for the life of the worker; on Azure the worker process
+    just exits, here the host stops first, so close them (else aiohttp warns about unclosed
+    sessions and connectors at exit). Looked up only if the app imported it."""
+    module = sys.modules.get("relay.services")
+    reset = getattr(module, "reset_services", None)
+    if reset is not None:
+        with contextlib.suppress(Exception):
+            await reset()
+
+
 class Host:
     def __init__(self, options: HostOptions) -> None:
         self.options = options
@@ -256,6 +268,7 @@ class Host:
         if self.engine is not None:
             await self.engine.stop()
         await _close_durable_client_session()
+        await _close_app_services()
         if self.storage is not None:
             await self.storage.close()
         if self.invoker is not None:
