@@ -11,6 +11,7 @@ from local.settings_files import LocalSettingsError, load_local_settings
 
 from .host import Host, HostError, HostOptions
 from .logs import setup_logging
+from .memtrace import start_from_env as start_memtrace
 from .profiler import start_from_env
 
 __all__ = ["main"]
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_timeout=args.shutdown_timeout,
     )  # fmt: skip
     start_from_env()  # dev-only sampling profiler, off unless LOCAL_HOST_PROFILE is set
+    start_memtrace()  # dev-only heap-growth tracer, off unless LOCAL_HOST_TRACEMALLOC is set
     try:
         asyncio.run(Host(options).run())
     except HostError as exc:
