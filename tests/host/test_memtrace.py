@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.host.memtrace import MemTracer, report, start_from_env
+from local.host.memtrace import MemTracer, group, report, start_from_env
 
 _kept: list[bytes] = []
 
@@ -32,7 +32,7 @@ def test_report_points_at_the_line_that_grew() -> None:
         if not was_tracing:
             tracemalloc.stop()
         _kept.clear()
-    text = report(base, now, [(0.0, 1_000_000), (60.0, 3_000_000)], top=5)
+    text = report(group(base), group(now), [(0.0, 1_000_000), (60.0, 3_000_000)], top=5)
     by_line = text.split("by line")[1].split("by traceback")[0]
     first = by_line.splitlines()[1]
     assert "test_memtrace.py" in first, text
