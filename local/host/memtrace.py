@@ -7,8 +7,8 @@ with: the traced total at every snapshot so far (a leak grows it steadily; a war
 levels off), and the top growth since the *baseline* snapshot grouped by traceback (as
 `Snapshot.compare_to(baseline, "traceback")`, from grouped statistics) and by line. The
 baseline is the first snapshot, taken one period after start, so import-time and start-up
-allocations are not counted as growth. Bench passes it as an app setting, which the host gets as its env:
-`python -m bench.load --set LOCAL_HOST_TRACEMALLOC=/tmp/host.mem ...`.
+allocations are not counted as growth. Bench passes it as an app setting, which the host
+gets as its env: `python -m bench.load --set LOCAL_HOST_TRACEMALLOC=/tmp/host.mem ...`.
 
 Costs: tracemalloc slows allocation (tens of per cent) and each snapshot holds the GIL for
 seconds (Python code over every live block, competing for the GIL with the loop), so run
