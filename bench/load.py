@@ -75,6 +75,7 @@ class Figures:
     signalr: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
+    rss_late: dict[str, dict[str, float]] = field(default_factory=dict)  # the soak's 2nd half
 
 
 async def _json(session: aiohttp.ClientSession, method: str, url: str) -> Any:
@@ -247,7 +248,11 @@ async def run_soak(
         if errors:
             print(f"soak: {len(errors)} workers stopped early: {errors[0]!r}", file=sys.stderr)
     fig.cpu = cpu_percent(first, last)
-    fig.rss = dict(rss_summary([s for s in sampler.samples if first.t <= s.t <= last.t]))
+    window = [s for s in sampler.samples if first.t <= s.t <= last.t]
+    fig.rss = dict(rss_summary(window))
+    # A warming heap grows early and levels off; a leak grows at the same rate throughout:
+    # the slope over the second half alone tells the two apart.
+    fig.rss_late = dict(rss_summary(window[len(window) // 2 :]))
     return fig
 
 
@@ -354,14 +359,16 @@ def soak_table(fig: Figures, workers: int, seconds: float) -> str:
         + (f" (first: `{fig.first_error}`)" if fig.errors else "")
         + ".",
         "",
-        "| process | CPU % of a core | RSS start MB | RSS end MB | RSS max MB | slope MB/min |",
-        "|---|---|---|---|---|---|",
+        "| process | CPU % of a core | RSS start MB | RSS end MB | RSS max MB | slope MB/min "
+        "| slope 2nd half MB/min |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n in PROCS:
         r = fig.rss.get(n, {})
         lines.append(
             f"| {n} | {fig.cpu.get(n, 0):.0f} | {r.get('start', 0):.0f} | {r.get('end', 0):.0f} "
-            f"| {r.get('max', 0):.0f} | {r.get('slope', 0):+.1f} |"
+            f"| {r.get('max', 0):.0f} | {r.get('slope', 0):+.1f} "
+            f"| {fig.rss_late.get(n, {}).get('slope', 0):+.1f} |"
         )
     return "\n".join(lines) + "\n"
 

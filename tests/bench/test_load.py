@@ -169,3 +169,13 @@ def test_set_option_parses_app_settings() -> None:
     assert _setting("X==y") == ("X", "=y")
     with pytest.raises(argparse.ArgumentTypeError):
         _setting("novalue")
+
+
+def test_soak_table_shows_the_second_half_slope_beside_the_whole_run() -> None:
+    from bench.load import Figures, soak_table
+
+    fig = Figures(10, finished=10, exact=10, wall_s=600.0)
+    fig.rss = {"host": {"start": 110, "end": 150, "max": 150, "slope": 4.0}}
+    fig.rss_late = {"host": {"start": 148, "end": 150, "max": 150, "slope": 0.2}}
+    row = next(line for line in soak_table(fig, 5, 600).splitlines() if line.startswith("| host"))
+    assert row.split("|")[-3:-1] == [" +4.0 ", " +0.2 "]
