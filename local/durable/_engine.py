@@ -371,8 +371,11 @@ class DurableEngine:
                     inv.fail(what, error)
         except asyncio.CancelledError:
             lease.cancel()
-            if self._release and self._stopping:
-                await self._unlease("work", self._leases.get(message.id, message))
+            try:
+                if self._release and self._stopping:
+                    await self._unlease("work", self._leases.get(message.id, message))
+            finally:
+                self._leases.pop(message.id, None)
             self.log.info("activity %s for %s abandoned", name, instance_id)
             raise
         lease.cancel()
@@ -397,8 +400,11 @@ class DurableEngine:
         result = {"t": "event", "i": instance_id, "x": body["x"], "e": ev}
         # The result is durable before the work item goes: a crash between the two runs the
         # activity again and its duplicate result is ignored (TaskScheduledId).
-        await self._enqueue_control(result)
-        await self.store.delete("work", self._leases.pop(message.id, message))
+        try:
+            await self._enqueue_control(result)
+            await self.store.delete("work", self._leases.get(message.id, message))
+        finally:  # the renewed receipt is needed only until here, on every path
+            self._leases.pop(message.id, None)
 
     async def _keep_leased(self, message: Message) -> None:
         """Renew the work item's invisibility while the activity runs (as DTFx does)."""

@@ -26,3 +26,14 @@ async def test_handles_trigger_types() -> None:
     assert DurableEngine.handles("orchestrationTrigger")
     assert DurableEngine.handles("activityTrigger")
     assert not DurableEngine.handles("httpTrigger")
+
+
+async def test_finished_activities_leave_no_lease_behind(
+    engine: DurableEngine, client: DurableOrchestrationClient
+) -> None:
+    # The renewed receipts of running work items live in memory only while they run: after
+    # many jobs the engine holds none (a long-running host must not grow with its history).
+    ids = [await client.start_new("sequence", None, None) for _ in range(5)]
+    for instance_id in ids:
+        assert (await wait_done(client, instance_id)).runtime_status.name == "Completed"
+    assert engine._leases == {}
