@@ -19,43 +19,15 @@ is bound to the event loop that first uses it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx2
 import yarl
 
+from .._aiohttp import ERRORS, LoopSession, client_timeout, map_error
+
 __all__ = ["AiohttpStreamTransport"]
-
-_ERRORS = (TimeoutError, aiohttp.ClientError, OSError)
-
-
-def _timeout(request: httpx2.Request) -> aiohttp.ClientTimeout:
-    spec = request.extensions.get("timeout") or {}
-    return aiohttp.ClientTimeout(
-        total=None,
-        connect=spec.get("pool"),  # aiohttp's `connect` includes waiting for a pooled slot
-        sock_connect=spec.get("connect"),
-        sock_read=spec.get("read"),
-    )
-
-
-def _mapped(exc: BaseException, request: httpx2.Request) -> httpx2.TransportError:
-    """The httpx2 exception an aiohttp failure corresponds to."""
-    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return httpx2.ConnectTimeout(str(exc) or "connect timed out", request=request)
-        return httpx2.ReadTimeout(str(exc) or "read timed out", request=request)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx2.ConnectError(str(exc), request=request)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return httpx2.RemoteProtocolError(str(exc) or type(exc).__name__, request=request)
-    if isinstance(exc, aiohttp.ClientResponseError):  # malformed status line or headers
-        return httpx2.RemoteProtocolError(str(exc), request=request)
-    if isinstance(exc, OSError):
-        return httpx2.ReadError(str(exc) or type(exc).__name__, request=request)
-    return httpx2.TransportError(str(exc) or type(exc).__name__, request=request)
 
 
 class _Body(httpx2.AsyncByteStream):
@@ -69,8 +41,8 @@ class _Body(httpx2.AsyncByteStream):
         try:
             async for data in self._answer.content.iter_any():
                 yield data
-        except _ERRORS as exc:
-            raise _mapped(exc, self._request) from exc
+        except ERRORS as exc:
+            raise map_error(exc, self._request, httpx2) from exc
 
     async def aclose(self) -> None:
         # Read to the end: the connection goes back to the pool; otherwise it is dropped
@@ -85,30 +57,10 @@ class AiohttpStreamTransport(httpx2.AsyncBaseTransport):
     """`httpx2.AsyncClient(transport=AiohttpStreamTransport())`: keep-alive connections."""
 
     def __init__(self, *, max_connections: int = 1000, keepalive_s: float = 15.0) -> None:
-        if max_connections < 1 or keepalive_s <= 0:
-            raise ValueError("max_connections must be >= 1 and keepalive_s positive")
-        self._max_connections = max_connections
-        self._keepalive_s = keepalive_s
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _session_for_loop(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=self._keepalive_s, ttl_dns_cache=300
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,
-                trust_env=False,  # no proxy or netrc lookups per request
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
-            )
-            self._loop = loop
-        return self._session
+        self._pool = LoopSession(max_connections=max_connections, keepalive_s=keepalive_s)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        session = self._session_for_loop()
+        session = self._pool.get()
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         try:
@@ -118,10 +70,10 @@ class AiohttpStreamTransport(httpx2.AsyncBaseTransport):
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
-                timeout=_timeout(request),
+                timeout=client_timeout(request.extensions),
             )
-        except _ERRORS as exc:
-            raise _mapped(exc, request) from exc
+        except ERRORS as exc:
+            raise map_error(exc, request, httpx2) from exc
         return httpx2.Response(
             answer.status,
             headers=list(answer.raw_headers),
@@ -131,6 +83,4 @@ class AiohttpStreamTransport(httpx2.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        await self._pool.aclose()
