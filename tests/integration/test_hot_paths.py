@@ -19,14 +19,14 @@ from azure.core.exceptions import ServiceRequestError
 from azure.data.tables.aio import TableServiceClient
 
 from api.intake import ORCHESTRATOR, start_orchestration
-from local.signalr_emulator import run_in_thread
 from relay.errors import ConcurrencyConflict, InvalidTransition, JobCanceled
 from relay.intake import JobQueue
 from relay.jobs import JobRequest, Target
 from relay.limits import LimitExceeded
 from relay.services import Services
-from relay.settings import StorageConfig, load_settings
+from relay.settings import StorageConfig
 from relay.store import JobStore
+from tests.integration._services import services_on_azurite
 
 pytestmark = pytest.mark.azurite
 
@@ -116,23 +116,10 @@ async def test_transition_from_a_stale_record_is_refused(store: JobStore) -> Non
 
 @pytest.fixture
 async def services(storage_connection_string: str) -> AsyncIterator[Services]:
-    with run_in_thread(port=0) as sig:
-        tag = "hp" + uuid.uuid4().hex[:10]
-        env = {
-            "AzureWebJobsStorage": storage_connection_string,
-            "AzureSignalRConnectionString": sig.connection_string,
-            "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9",
-            "AZURE_OPENAI_DEPLOYMENT": "chat",
-            "TABLE_PREFIX": tag,
-            "JOBS_QUEUE": tag,
-            "USER_MAX_CONCURRENT_JOBS": "2",
-        }
-        s = Services.build(load_settings(env))
-        await s.ensure()
-        try:
-            yield s
-        finally:
-            await s.aclose()
+    async with services_on_azurite(
+        storage_connection_string, "hp", USER_MAX_CONCURRENT_JOBS="2"
+    ) as s:
+        yield s
 
 
 async def _active_rows(s: Services, owner: str) -> list[str]:

@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from local.signalr_emulator import run_in_thread
 from relay.jobs import JobRequest, Target
 from relay.limits import IdempotencyKeyReused, request_fingerprint
 from relay.services import Services
-from relay.settings import load_settings
+from tests.integration._services import services_on_azurite
 
 pytestmark = pytest.mark.azurite
 
@@ -29,22 +28,8 @@ def _request(prompt: str = SECRET, max_tokens: int = 50) -> JobRequest:
 
 @pytest.fixture
 async def services(storage_connection_string: str) -> AsyncIterator[Services]:
-    with run_in_thread(port=0) as sig:
-        tag = "ik" + uuid.uuid4().hex[:10]
-        env = {
-            "AzureWebJobsStorage": storage_connection_string,
-            "AzureSignalRConnectionString": sig.connection_string,
-            "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9",
-            "AZURE_OPENAI_DEPLOYMENT": "chat",
-            "TABLE_PREFIX": tag,
-            "JOBS_QUEUE": tag,
-        }
-        s = Services.build(load_settings(env))
-        await s.ensure()
-        try:
-            yield s
-        finally:
-            await s.aclose()
+    async with services_on_azurite(storage_connection_string, "ik") as s:
+        yield s
 
 
 async def _active(s: Services, owner: str) -> list[str]:

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from api.intake import _start
-from local.signalr_emulator import run_in_thread
 from relay.jobs import JobRequest, Target
 from relay.services import Services
-from relay.settings import load_settings
+from tests.integration._services import services_on_azurite
 from tests.integration.test_hot_paths import RefusingClient, _count_reads
 
 pytestmark = pytest.mark.azurite
@@ -27,22 +26,8 @@ pytestmark = pytest.mark.azurite
 
 @pytest.fixture
 async def services(storage_connection_string: str) -> AsyncIterator[Services]:
-    with run_in_thread(port=0) as sig:
-        tag = "ic" + uuid.uuid4().hex[:10]
-        env = {
-            "AzureWebJobsStorage": storage_connection_string,
-            "AzureSignalRConnectionString": sig.connection_string,
-            "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9",
-            "AZURE_OPENAI_DEPLOYMENT": "chat",
-            "TABLE_PREFIX": tag,
-            "JOBS_QUEUE": tag,
-        }
-        s = Services.build(load_settings(env))
-        await s.ensure()
-        try:
-            yield s
-        finally:
-            await s.aclose()
+    async with services_on_azurite(storage_connection_string, "ic") as s:
+        yield s
 
 
 async def _accept(s: Services, owner: str = "ann", prompt: str = "hi") -> str:

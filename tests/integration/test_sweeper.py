@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from api.sweeper import sweep
-from local.signalr_emulator import run_in_thread
 from relay.jobs import JobRequest, Target
 from relay.services import Services
-from relay.settings import load_settings
+from tests.integration._services import services_on_azurite
 
 pytestmark = pytest.mark.azurite
 
@@ -42,22 +41,10 @@ class FakeDurableClient:
 
 @pytest.fixture
 async def services(storage_connection_string: str) -> AsyncIterator[Services]:
-    with run_in_thread(port=0) as sig:
-        env = {
-            "AzureWebJobsStorage": storage_connection_string,
-            "AzureSignalRConnectionString": sig.connection_string,
-            "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9",
-            "AZURE_OPENAI_DEPLOYMENT": "chat",
-            "TABLE_PREFIX": f"sweep{int(time.time() * 1000) % 10**9}",
-            "JOBS_QUEUE": f"sweep{int(time.time() * 1000) % 10**9}",
-            "JOB_TIMEOUT_SECONDS": "10",
-        }
-        s = Services.build(load_settings(env))
-        await s.ensure()
-        try:
-            yield s
-        finally:
-            await s.aclose()
+    async with services_on_azurite(
+        storage_connection_string, "sweep", JOB_TIMEOUT_SECONDS="10"
+    ) as s:
+        yield s
 
 
 async def _job(s: Services, job_id: str, owner: str = "u1") -> None:
