@@ -10,18 +10,48 @@ Limits that are settings carry the shipped default and the setting's name (`x-se
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from relay._manifest import by_name
+from relay.invites import TTL_DEFAULT_S, TTL_MAX_S, TTL_MIN_S
 
-__all__ = ["INVITE_TTL_DEFAULT_S", "INVITE_TTL_MAX_S", "SCHEMAS", "ref"]
+__all__ = [
+    "EVENTS_AFTER",
+    "EVENTS_ATTEMPT",
+    "EVENTS_LIMIT",
+    "INVITE_TTL_DEFAULT_S",
+    "INVITE_TTL_MAX_S",
+    "INVITE_TTL_MIN_S",
+    "JOBS_LIMIT",
+    "SCHEMAS",
+    "IntParam",
+    "ref",
+]
 
 Schema = dict[str, Any]
 
-# The same values as api/groups.py, whose module is not imported here (it pulls in the
-# Functions runtime); the contract test sends both ends of the range to keep them equal.
-INVITE_TTL_DEFAULT_S = 24 * 3600
-INVITE_TTL_MAX_S = 7 * 24 * 3600
+INVITE_TTL_DEFAULT_S, INVITE_TTL_MAX_S, INVITE_TTL_MIN_S = TTL_DEFAULT_S, TTL_MAX_S, TTL_MIN_S
+
+
+class IntParam(NamedTuple):
+    """An integer query parameter's bounds: the handler parses with them and the document
+    states them, so the two cannot drift. `default` None: the handler supplies one."""
+
+    default: int | None
+    lo: int
+    hi: int
+
+    def schema(self) -> Schema:
+        out: Schema = {"type": "integer", "minimum": self.lo, "maximum": self.hi}
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+
+JOBS_LIMIT = IntParam(20, 1, 100)
+EVENTS_AFTER = IntParam(0, 0, 10**9)
+EVENTS_ATTEMPT = IntParam(None, 0, 10**6)  # default: the job's current attempt
+EVENTS_LIMIT = IntParam(500, 1, 1000)
 
 _SETTINGS = by_name()
 _STATUSES = ["queued", "starting", "running", "completed", "failed", "canceled"]
@@ -166,7 +196,9 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "InviteRequest": _obj(
         {
-            "ttlSeconds": _int(60, maximum=INVITE_TTL_MAX_S, default=INVITE_TTL_DEFAULT_S),
+            "ttlSeconds": _int(
+                INVITE_TTL_MIN_S, maximum=INVITE_TTL_MAX_S, default=INVITE_TTL_DEFAULT_S
+            ),
             "singleUse": {"type": "boolean", "default": False},
         },
         closed=True,

@@ -13,6 +13,7 @@ import azure.functions as func
 
 from relay.errors import Forbidden, GroupRecentlyDeleted, InviteInvalid
 from relay.identity import Caller, valid_user_id
+from relay.invites import TTL_DEFAULT_S, TTL_MAX_S, TTL_MIN_S
 from relay.jobs import validate_connection_id, validate_group_name
 from relay.services import Services
 
@@ -22,8 +23,6 @@ __all__ = ["bp"]
 
 bp = df.Blueprint()
 _ANON = func.AuthLevel.ANONYMOUS
-_INVITE_TTL_DEFAULT_S = 24 * 3600
-_INVITE_TTL_MAX_S = 7 * 24 * 3600
 
 
 def _group(req: func.HttpRequest) -> str:
@@ -102,9 +101,9 @@ async def create_invite(
 ) -> func.HttpResponse:
     group = _group(req)
     body = _optional_json(req, frozenset({"ttlSeconds", "singleUse"}))
-    ttl = body.get("ttlSeconds", _INVITE_TTL_DEFAULT_S)
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= _INVITE_TTL_MAX_S:
-        raise ApiError(400, "invalid_request", f"an integer from 60 to {_INVITE_TTL_MAX_S}",
+    ttl = body.get("ttlSeconds", TTL_DEFAULT_S)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not TTL_MIN_S <= ttl <= TTL_MAX_S:
+        raise ApiError(400, "invalid_request", f"an integer from {TTL_MIN_S} to {TTL_MAX_S}",
                        field="ttlSeconds")  # fmt: skip
     single = body.get("singleUse", False)
     if not isinstance(single, bool):

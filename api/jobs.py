@@ -31,6 +31,7 @@ from ._http import (
     json_response,
     read_json,
 )
+from ._schemas import EVENTS_AFTER, EVENTS_ATTEMPT, EVENTS_LIMIT, JOBS_LIMIT, IntParam
 from .targets import authorize_target
 
 __all__ = ["bp"]
@@ -61,10 +62,11 @@ async def _visible_job(services: Services, caller: Caller, job_id: str) -> JobRe
     return record
 
 
-def _int_param(req: func.HttpRequest, name: str, default: int, lo: int, hi: int) -> int:
+def _int_param(req: func.HttpRequest, name: str, bounds: IntParam, default: int = 0) -> int:
     raw = req.params.get(name)
     if raw is None or raw == "":
-        return default
+        return bounds.default if bounds.default is not None else default
+    lo, hi = bounds.lo, bounds.hi
     # isascii: str.isdigit and int() also take other scripts' digits ("１", "٣").
     if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
         raise ApiError(400, "invalid_request", f"must be an integer from {lo} to {hi}", field=name)
@@ -107,7 +109,7 @@ async def create_job(
 @bp.route(route="api/jobs", methods=["GET"], auth_level=_ANON)
 @endpoint
 async def list_jobs(req: func.HttpRequest, caller: Caller, services: Services) -> func.HttpResponse:
-    limit = _int_param(req, "limit", 20, 1, 100)
+    limit = _int_param(req, "limit", JOBS_LIMIT)
     cursor = req.params.get("cursor") or None
     if cursor is not None and not re.fullmatch(r"[0-9A-Za-z_|.-]{1,200}", cursor):
         raise ApiError(400, "invalid_request", "not a cursor from this API", field="cursor")
@@ -134,9 +136,9 @@ async def job_events(
     req: func.HttpRequest, caller: Caller, services: Services
 ) -> func.HttpResponse:
     record = await _visible_job(services, caller, req.route_params.get("jobId", ""))
-    after = _int_param(req, "after", 0, 0, 10**9)
-    attempt = _int_param(req, "attempt", record.attempt, 0, 10**6)
-    limit = _int_param(req, "limit", 500, 1, 1000)
+    after = _int_param(req, "after", EVENTS_AFTER)
+    attempt = _int_param(req, "attempt", EVENTS_ATTEMPT, record.attempt)
+    limit = _int_param(req, "limit", EVENTS_LIMIT)
     events = await services.store.events(record.job_id, attempt, after, limit) if attempt else []
     return json_response({
         "jobId": record.job_id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._schemas import SCHEMAS, ref
+from ._schemas import EVENTS_AFTER, EVENTS_ATTEMPT, EVENTS_LIMIT, JOBS_LIMIT, SCHEMAS, ref
 
 __all__ = ["OPENAPI"]
 
@@ -125,7 +125,7 @@ _JOBS: Doc = {
             "parameters": [
                 _query(
                     "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    JOBS_LIMIT.schema(),
                     "page size",
                 ),
                 _query(
@@ -166,17 +166,17 @@ _JOBS: Doc = {
                 _JOB_ID,
                 _query(
                     "after",
-                    {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0},
+                    EVENTS_AFTER.schema(),
                     "return batches with a higher seq",
                 ),
                 _query(
                     "attempt",
-                    {"type": "integer", "minimum": 0, "maximum": 10**6},
+                    EVENTS_ATTEMPT.schema(),
                     "default: the current attempt",
                 ),
                 _query(
                     "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 500},
+                    EVENTS_LIMIT.schema(),
                     "page size",
                 ),
             ],

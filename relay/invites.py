@@ -31,7 +31,12 @@ from azure.data.tables.aio import TableClient
 from ._rows import get_row
 from .errors import InviteInvalid
 
-__all__ = ["Invites"]
+__all__ = ["TTL_DEFAULT_S", "TTL_MAX_S", "TTL_MIN_S", "Invites"]
+
+# How long an invite may live, in seconds: the API's `ttlSeconds` bounds and default.
+TTL_MIN_S = 60
+TTL_DEFAULT_S = 24 * 3600
+TTL_MAX_S = 7 * 24 * 3600
 
 
 def _b64(raw: bytes) -> str:
