@@ -135,10 +135,24 @@ class Services:
         await self.groups.ensure()
 
     async def aclose(self) -> None:
-        await self.signalr.aclose()
-        await self.llm.aclose()
-        await self.store.aclose()
-        await self.storage.aclose()
+        """Close every client, each even if an earlier close failed (the first error is
+        raised at the end). The jobs queue's client is the caller's (`StorageClients.queue`
+        hands it out), so it is closed here too."""
+        closes = (
+            self.signalr.aclose,
+            self.llm.aclose,
+            self.queue.aclose,
+            self.store.aclose,
+            self.storage.aclose,
+        )
+        failure: BaseException | None = None
+        for close in closes:
+            try:
+                await close()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     # --- who may do what -----------------------------------------------------------
 
