@@ -46,6 +46,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .errors import RelayError
+from .store import _direct
 
 __all__ = [
     "Admission",
@@ -177,7 +178,7 @@ class Admission:
             row["createdAt"] = _ms(now)
         held = Hold(owner, now, tuple((str(r["PartitionKey"]), str(r["RowKey"])) for r in rows))
         try:
-            await _all(*(self._table.upsert_entity(row) for row in rows))
+            await _all(*(_direct.upsert_entity(self._table, row) for row in rows))
         except BaseException:
             await self.drop(held)  # a partial hold must not count against anyone
             raise
@@ -247,8 +248,8 @@ class Admission:
         return removed
 
     async def _delete(self, pk: str, rk: str) -> None:
-        with contextlib.suppress(ResourceNotFoundError):
-            await self._table.delete_entity(pk, rk)
+        with contextlib.suppress(ResourceNotFoundError):  # absent: already released
+            await _direct.delete_entity(self._table, pk, rk)
 
 
 class IdempotencyKeys:
@@ -279,7 +280,7 @@ class IdempotencyKeys:
             "createdAt": _ms(time.time()),
         }
         try:
-            await self._table.create_entity(entity)
+            await _direct.create_entity(self._table, entity)
             return job_id
         except ResourceExistsError:
             existing = await self._table.get_entity(owner, self._rk(key))

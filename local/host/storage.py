@@ -31,6 +31,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from local.settings_files import dev_storage_connection_string
+from relay.store._direct import send_message
 
 __all__ = ["ConnectionError_", "QueueTarget", "Storage", "decode_message", "encode_message"]
 
@@ -132,7 +133,9 @@ class Storage:
         client, target = self.queue(connection, queue)
         await self.ensure_queue(client, target)
         for message in messages:
-            await client.send_message(encode_message(message, self.encoding))
+            # Through the client's pipeline without the SDK's generated layer (the
+            # client's encode policy is the SDK's default, none: the text is final).
+            await send_message(client, encode_message(message, self.encoding))
         self.notify(target)
 
     def notify(self, target: QueueTarget) -> None:

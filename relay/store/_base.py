@@ -8,12 +8,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from azure.core import MatchConditions
-from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import JobNotFound
 from ..storage import StorageClients
+from . import _direct
 from . import _model as m
 from ._errors import mapped_errors
 
@@ -125,13 +124,9 @@ class StoreBase:
     async def _merge(self, job_id: str, props: Mapping[str, Any], etag: str) -> str:
         entity = {"PartitionKey": job_id, "RowKey": m.RECORD_ROW, **props}
         with mapped_errors():
-            meta = await self._jobs.update_entity(
-                entity,
-                mode=UpdateMode.MERGE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        return str(meta["etag"])
+            # The SDK's MERGE with If-Match, built lean (relay.store._direct): same request,
+            # same errors (412 -> ResourceModifiedError -> ConcurrencyConflict).
+            return await _direct.update_entity(self._jobs, entity, etag)
 
 
 def _keep(cache: OrderedDict[str, m.JobRecord], record: m.JobRecord, limit: int) -> None:

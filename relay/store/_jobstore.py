@@ -23,6 +23,7 @@ from ..errors import ConcurrencyConflict, ValidationError
 from ..jobs import JobRequest, Target
 from ..settings import StorageConfig
 from ..storage import StorageClients
+from . import _direct
 from . import _model as m
 from ._errors import mapped_errors
 from ._maintenance import MaintenanceMixin
@@ -105,7 +106,7 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
         overflow rows without a record are never read. Independent writes of the caller
         may run side by side with this one.
         """
-        writes: list[Awaitable[Any]] = [self._index.upsert_entity(new.index)]
+        writes: list[Awaitable[Any]] = [_direct.upsert_entity(self._index, new.index)]
         for start in range(0, len(new.overflow), _OVERFLOW_ROWS_PER_TX):
             ops: list[Any] = [
                 (
@@ -125,18 +126,19 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
         """Write the record, once `stage_job` has returned: this is what makes the job
         exist. Create, not upsert: an existing id is refused (`ConcurrencyConflict`)."""
         with mapped_errors():
-            meta = await self._jobs.create_entity(new.entity)
-        record = m.record_from_entity(new.entity, str(meta["etag"]), list(new.overflow))
+            etag = await _direct.create_entity(self._jobs, new.entity)
+        record = m.record_from_entity(new.entity, etag, list(new.overflow))
         self._keep_committed(record)  # the intake that follows skips its read
         return record
 
     async def unstage_job(self, new: NewJob) -> None:
         """Delete a staged job's rows (best effort, idempotent): it was not admitted."""
         deletes: list[Awaitable[Any]] = [
-            self._index.delete_entity(new.index["PartitionKey"], new.index["RowKey"])
+            _direct.delete_entity(self._index, new.index["PartitionKey"], new.index["RowKey"])
         ]
         deletes += [
-            self._jobs.delete_entity(new.job_id, m.request_row(n)) for n in range(len(new.overflow))
+            _direct.delete_entity(self._jobs, new.job_id, m.request_row(n))
+            for n in range(len(new.overflow))
         ]
         with mapped_errors():
             await _all(deletes)
