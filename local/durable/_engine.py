@@ -12,8 +12,11 @@ of one that had received it; the message reappears after its visibility timeout 
 (this process restarted, or another) handles it. The only new window is between the send and the
 local hand-over, where a crash used to leave the message visible at once and now leaves it for
 the visibility timeout (`controlQueueVisibilityTimeout` / `workItemQueueVisibilityTimeout`).
-A work item kept here starts only once the episode that scheduled it is persisted, and a
-start message is handed over only once its row is written (see _orchestrations and _rpc).
+A work item kept here starts as soon as its send has succeeded, before the episode that
+scheduled it writes its history (as in DTFx, whose work-item queue message can be taken by
+any worker the moment it is sent): its result may then reach the runner before that episode
+is persisted, and the runner defers it until it is (see _orchestrations). A start message is
+handed over only once its row is written (see _rpc).
 Work items are kept only while an activity slot is free (`maxConcurrentActivityFunctions`
 still holds), otherwise sent visible for any poller; a process that is stopping sends
 visibly too. The pollers then only find work from elsewhere
@@ -29,7 +32,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -290,36 +293,29 @@ class DurableEngine:
     def _free_slots(self) -> int:
         return self.options.max_activities - len(self._activities) - self._reserved
 
-    async def _dispatch_work(self, body: dict[str, Any]) -> Callable[[bool], None] | None:
-        """Send a work item; when a slot is free, send it leased and return its `go`.
+    async def _dispatch_work(self, body: dict[str, Any]) -> None:
+        """Send a work item; when a slot is free, send it leased and start it here at once.
 
-        The runner calls `go(True)` once the episode that scheduled the activity is persisted
-        (history and row): only then does it start here, so a crash while it runs always
-        finds its scheduling recorded and the work item's redelivery is its one re-run.
-        `go(False)` (the episode failed) makes the message visible at once for any poller,
-        as an unleased send would have been. Without a free slot (or while stopping) the
-        item is sent visible for the pollers and None is returned.
+        The activity starts as soon as the send has succeeded, not when the episode that
+        scheduled it is persisted: the queue message exists from then on, as it does in
+        DTFx, and the episode failing afterwards changes nothing for it (its result is
+        deferred until a re-run of the episode records the scheduling, see _orchestrations).
+        Without a free slot (or while stopping) the item is sent visible for the pollers.
         """
         if self._stopping or self._free_slots() <= 0:
             await self.store.send("work", body)
             if self._work is not None:
                 self._work.wake()
-            return None
-        self._reserved += 1  # the slot is held from now on: the cap holds
+            return
+        self._reserved += 1  # the slot is held from now on: the cap holds across the send
         try:
             message = await self.store.send("work", body, self.options.work_item_visibility_s)
-        except BaseException:
+        finally:
             self._reserved -= 1
-            raise
-
-        def go(persisted: bool) -> None:
-            self._reserved -= 1
-            if persisted and not self._stopping:
-                self._start_activity(message)
-            else:
-                self._in_background(self._unlease("work", message))
-
-        return go
+        if self._stopping:  # stopping began during the send: leave it to the next process
+            await self._unlease("work", message)
+            return
+        self._start_activity(message)
 
     def _in_background(self, call: Awaitable[None]) -> None:
         task = asyncio.ensure_future(call)

@@ -2,20 +2,27 @@
 
 Invariants:
 - Outbound work (activity work items, timer messages) is sent before the episode's history is
-  written; a crash in between re-runs the episode from the redelivered control messages, and
-  results of work the history never recorded are dropped as stale (at-least-once).
+  written, side by side, and all sends have ended (or the episode fails) before the history
+  is written: no crash can leave a history that records work whose message was never sent.
+  The history is written before the instance row, which is what makes the history readable
+  (a row naming an episode whose history is missing would replay without it); the control
+  messages are deleted side by side after the row. A crash in between re-runs the episode
+  from the redelivered control messages, and the re-run sends its work again.
 - Control messages are deleted only after the episodes that consumed them are persisted.
-- An episode's outbound sends (work items and timer messages) go out side by side, and all of
-  them have completed (or the episode fails) before its history is written: no crash can
-  leave a history that records work whose message was never sent. The history is written
-  before the instance row, which is what makes the history readable (a row naming an
-  episode whose history is missing would replay without it); the control messages are
-  deleted side by side after the row.
 - Work items go to the engine's `dispatch_work`, which may keep one for this process (sent
-  leased; the queue message stays the at-least-once backstop, see the engine). Such an
-  activity starts only once the episode's history and row are written, so a crash during
-  it always finds its scheduling recorded (one redelivery, one re-run). An episode that
-  fails after its sends releases them to the pollers, as visible sends were before.
+  leased; the queue message stays the at-least-once backstop, see the engine). A kept
+  activity starts as soon as its send has succeeded, before the episode is persisted, as
+  any worker may take a DTFx work item the moment it is sent; an episode that fails after
+  its sends leaves them running.
+- So a result (TaskCompleted, TaskFailed) or timer firing can arrive before the scheduling
+  event it answers is persisted. It is deferred, never dropped, while the history may still
+  record it (DTFx's out-of-order rule, `_dispatch.out_of_order`): within this process it
+  simply waits in the instance's inbox while the episode persists (episodes of one instance
+  run one at a time); a message found early (the episode failed, or another process) is
+  abandoned for 2^DequeueCount s (at most 10 min) and handled when it comes back. Results
+  for an execution with no history are dropped after five dequeues; once the scheduling is
+  recorded, a second result for the same id (the re-run's activity, a redelivery) is a
+  duplicate and dropped (`ShimState.is_stale`): exactly one result is applied.
 - The row records how many history events its episodes wrote (`HistoryLength`); history is
   read up to that length. Events past it belong to an episode whose row write never landed
   (a crash, or a conditional write refused): they are ignored and overwritten by the episode
@@ -38,6 +45,7 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
+from ._dispatch import abandon_delay_s, out_of_order
 from ._functions import Registry
 from ._logs import invocation
 from ._replay import (
@@ -58,6 +66,9 @@ __all__ = ["RUNNING", "TERMINAL", "InstanceRunner", "new_instance_row", "persist
 
 RUNNING = ("Pending", "Running", "ContinuedAsNew")
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
+
+
+_EVENT_NAMES = {number: name for name, number in EVENT.items()}
 
 
 def _now() -> datetime:
@@ -99,17 +110,20 @@ class InstanceRunner:
         pool: Executor,
         logger: logging.Logger,
         on_timer: Callable[[float], None],
-        dispatch_work: Callable[[dict[str, Any]], Awaitable[Callable[[bool], None] | None]],
+        dispatch_work: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
         self.store = store
         self.registry = registry
         self.pool = pool
         self.log = logger
         self.on_timer = on_timer  # wake the control poller when a timer is due
-        self.dispatch_work = dispatch_work  # enqueue a work item (and maybe run it here)
+        self.dispatch_work = dispatch_work  # enqueue a work item (and maybe start it here)
 
     async def process(self, instance_id: str, messages: list[Message]) -> None:
         row = await self.store.get_instance(instance_id, cached=True)
+        messages = await self._defer_out_of_order(instance_id, row, messages)
+        if not messages:
+            return
         if row is None:
             await self._delete(messages)
             return
@@ -131,6 +145,50 @@ class InstanceRunner:
 
     async def _delete(self, messages: list[Message]) -> None:
         await _all([self.store.delete("control", m) for m in messages])
+
+    async def _defer_out_of_order(
+        self, instance_id: str, row: dict[str, Any] | None, messages: list[Message]
+    ) -> list[Message]:
+        """Abandon results whose scheduling is not persisted yet; return the others.
+
+        As DTFx's LockNextTaskOrchestrationWorkItemAsync does with what `out_of_order` finds
+        (logged there as ReceivedOutOfOrderMessage): the message is made invisible for
+        2^DequeueCount s (at most 10 min) and handled when it comes back. In this process a
+        result that arrives while its episode persists never gets here early: the instance's
+        episodes and messages are handled one after the other (the engine's `_drain`), so it
+        waits in the inbox and is handled right after the persist, with no delay.
+        """
+        early = [m for m in messages if out_of_order(row, m)]
+        if not early:
+            return messages
+        for m in early:
+            delay = abandon_delay_s(m)
+            ev = m.body["e"]
+            self.log.warning(
+                "orchestration %s: %s for id %s arrived before its scheduling was persisted "
+                "(dequeue count %d); deferred %d s",
+                instance_id,
+                _EVENT_NAMES.get(ev["EventType"], ev["EventType"]),
+                ev.get("TaskScheduledId", ev.get("TimerId")),
+                m.dequeue_count,
+                delay,
+            )
+        results = await asyncio.gather(
+            *(self.store.extend("control", m, abandon_delay_s(m)) for m in early),
+            return_exceptions=True,
+        )
+        for m, result in zip(early, results, strict=True):
+            if isinstance(result, BaseException):
+                # It comes back after its current lease anyway (at-least-once holds).
+                self.log.warning(
+                    "orchestration %s: could not defer message %s: %s",
+                    instance_id,
+                    m.id,
+                    type(result).__name__,
+                )
+            else:
+                self.on_timer(abandon_delay_s(m))  # the control poller looks again then
+        return [m for m in messages if all(m is not e for e in early)]
 
     async def _defer_early_timers(self, messages: list[Message]) -> list[Message]:
         """Long timers outlive a queue message's 7-day visibility: re-send until due."""
@@ -199,19 +257,13 @@ class InstanceRunner:
                         inv.fail(answer.error)
                 plan = plan_episode(state, batch, answer, now, name)
             written = [*opened, *plan.new_events, event("OrchestratorCompleted", now)]
-            starts = await self._send_outbound(row, plan)
-            done = False
-            try:
-                await self.store.append_history(
-                    instance_id, row["ExecutionId"], len(history), written
-                )
-                history += written
-                row = self._apply(row, plan, state, now) | {"HistoryLength": len(history)}
-                await self.store.put_instance(row, checked=True)
-                done = True
-            finally:
-                for go in starts:  # locally dispatched activities start once persisted
-                    go(done)
+            # Kept activities start as their sends succeed: they may finish before this
+            # persist, and their results wait in this instance's inbox until it has ended.
+            await self._send_outbound(row, plan)
+            await self.store.append_history(instance_id, row["ExecutionId"], len(history), written)
+            history += written
+            row = self._apply(row, plan, state, now) | {"HistoryLength": len(history)}
+            await self.store.put_instance(row, checked=True)
             self.log.info(
                 "orchestration %s episode: %s (%d new events, %d activities, %.0f ms)",
                 instance_id,
@@ -245,17 +297,16 @@ class InstanceRunner:
             return parse_answer(raised=exc)
         return parse_answer(returned=returned)
 
-    async def _send_outbound(
-        self, row: dict[str, Any], plan: EpisodePlan
-    ) -> list[Callable[[bool], None]]:
+    async def _send_outbound(self, row: dict[str, Any], plan: EpisodePlan) -> None:
         """Send the episode's work items and timers side by side.
 
-        Returns the `go` of each work item dispatched to this process. If any send fails,
-        those are released (`go(False)`) and the failure raised: nothing may be persisted.
+        Every send has ended before this returns; if any failed, the first failure is raised
+        and nothing may be persisted. Work items already sent stay sent (and kept ones keep
+        running): their results are deferred until a re-run records their scheduling.
         """
         instance_id, x = row["PartitionKey"], row["ExecutionId"]
         if plan.status not in ("Running",):
-            return []  # a finished execution schedules nothing more
+            return  # a finished execution schedules nothing more
         sends: list[Awaitable[Any]] = []
         for item in plan.work:
             body = {"i": instance_id, "x": x, "id": item.task_id, "name": item.name}
@@ -267,16 +318,9 @@ class InstanceRunner:
             body = {"t": "event", "i": instance_id, "x": x, "fire_at": format_time(fire_at)}
             sends.append(self.store.send("control", body | {"e": fired}, delay))
             delays.append(delay)
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        starts = [r for r in results[: len(plan.work)] if callable(r)]
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            for go in starts:
-                go(False)
-            raise failures[0]
+        await _all(sends)
         for delay in delays:
             self.on_timer(delay)
-        return starts
 
     def _apply(
         self, row: dict[str, Any], plan: EpisodePlan, state: ShimState, now: datetime

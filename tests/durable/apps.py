@@ -64,6 +64,17 @@ def gated(key: str) -> str:
     return f"run {n}"
 
 
+@app.activity_trigger(input_name="key")
+def first_free(key: str) -> str:
+    """The first call returns at once; later ones block until the test opens the gate."""
+    with _lock:
+        CALLS[key] += 1
+        n = CALLS[key]
+    if n > 1:
+        GATES.setdefault(key, threading.Event()).wait(timeout=20)
+    return f"run {n}"
+
+
 @app.orchestration_trigger(context_name="context")
 def sequence(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     out = []
@@ -165,6 +176,12 @@ def slow_step(context: df.DurableOrchestrationContext):  # type: ignore[no-untyp
 @app.orchestration_trigger(context_name="context")
 def gated_step(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     return (yield context.call_activity("gated", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def warm_then_first_free(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    yield context.call_activity("hello", "warm")
+    return (yield context.call_activity("first_free", context.get_input()))
 
 
 FUNCTIONS = app.get_functions()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from azure.durable_functions import DurableOrchestrationClient
 from local.durable import DurableEngine
 from local.durable._store import Message, StoreUnavailable, TaskHubStore
 
-from .apps import CALLS
 from .conftest import EngineFactory, wait_done
 
 pytestmark = pytest.mark.azurite
@@ -179,47 +177,6 @@ async def test_a_conditional_write_over_a_changed_row_fails_and_forgets(
         await store.put_instance(_row("d", "Completed"), checked=True)
     row = await store.get_instance("d", cached=True)
     assert row is not None and row["Marker"] == "outside" and row["RuntimeStatus"] == "Running"
-
-
-async def test_a_kept_activity_starts_only_once_its_episode_is_persisted(
-    engine: DurableEngine, client: DurableOrchestrationClient
-) -> None:
-    key = uuid.uuid4().hex
-    put_instance = engine.store.put_instance
-    calls_when_persisted: list[int] = []
-
-    async def slow_put(row: dict[str, Any], checked: bool = False) -> None:
-        await asyncio.sleep(0.3)  # a slow row write: the activity must still wait for it
-        await put_instance(row, checked)
-        calls_when_persisted.append(CALLS[key])
-
-    engine.store.put_instance = slow_put  # type: ignore[method-assign]
-    iid = await client.start_new("slow_step", None, {"key": key, "seconds": 0, "value": 5})
-    status = await wait_done(client, iid)
-    assert status.output == 5 and CALLS[key] == 1
-    assert calls_when_persisted[0] == 0  # the scheduling episode's row: not yet started
-
-
-async def test_a_failed_episode_releases_its_kept_work_item_to_the_pollers(
-    engine: DurableEngine, client: DurableOrchestrationClient
-) -> None:
-    key = uuid.uuid4().hex
-    append_history = engine.store.append_history
-    failed: list[bool] = []
-
-    async def fail_once(*args: Any) -> None:
-        if not failed:
-            failed.append(True)
-            raise StoreUnavailable("history write failed")
-        await append_history(*args)
-
-    engine.store.append_history = fail_once  # type: ignore[method-assign]
-    iid = await client.start_new("slow_step", None, {"key": key, "seconds": 0, "value": 9})
-    # The released item runs from the queue at once; the start comes back after the 3 s
-    # visibility timeout, schedules the task again, and the first result is matched to it.
-    status = await wait_done(client, iid, within_s=20)
-    assert failed and status.output == 9
-    assert CALLS[key] in (1, 2)  # at least once
 
 
 async def test_the_store_ignores_proxy_settings_and_appends_history_in_one_transaction(
