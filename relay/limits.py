@@ -140,7 +140,9 @@ class Admission:
             flt += " and RowKey ge @rk"
             params["rk"] = rk_from
         n = 0
-        async for _ in self._table.query_entities(flt, parameters=params, select=["RowKey"]):
+        # The SDK's query without its paging and entity-conversion layers (relay.store._direct):
+        # a count needs no typed entities; pages are still followed to the end.
+        async for _ in _direct.query_rows(self._table, flt, parameters=params, select=["RowKey"]):
             n += 1
         return n
 
@@ -148,8 +150,8 @@ class Admission:
         """Live active rows: (all of them, the owner's)."""
         flt = "PartitionKey eq 'active' and expiresAt gt @now"
         total = mine = 0
-        async for row in self._table.query_entities(
-            flt, parameters={"now": _ms(live_after)}, select=["RowKey", "owner"]
+        async for row in _direct.query_rows(
+            self._table, flt, parameters={"now": _ms(live_after)}, select=["RowKey", "owner"]
         ):
             total += 1
             mine += row.get("owner") == owner

@@ -22,7 +22,8 @@ A queue client with client-side encryption configured is sent through the SDK un
 Private names relied on (azure-data-tables 12.7, azure-storage-queue 12.18, pinned in
 constraints.txt; the tests compare against the SDK on Azurite on every run):
 - tables: `TableClient._client._client` (the pipeline client), `._primary_hostname`,
-  `azure.data.tables._serialize._add_entity_properties` / `_prepare_key`,
+  `azure.data.tables._serialize._add_entity_properties` / `_prepare_key` /
+  `_parameter_filter_substitution`,
   `azure.data.tables._error._decode_error` / `_process_table_error` /
   `_validate_key_values` / `_validate_tablename_error`, `_models.TableServiceError`;
 - queues: `QueueClient._client._client` (the pipeline client), `._message_encode_policy`,
@@ -32,6 +33,7 @@ constraints.txt; the tests compare against the SDK on Azurite on every run):
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -54,7 +56,11 @@ from azure.data.tables._error import (
     _validate_key_values,
     _validate_tablename_error,
 )
-from azure.data.tables._serialize import _add_entity_properties, _prepare_key
+from azure.data.tables._serialize import (
+    _add_entity_properties,
+    _parameter_filter_substitution,
+    _prepare_key,
+)
 from azure.data.tables.aio import TableClient
 from azure.storage.queue._shared.response_handlers import process_storage_error
 from azure.storage.queue.aio import QueueClient
@@ -63,6 +69,7 @@ __all__ = [
     "SentMessage",
     "create_entity",
     "delete_entity",
+    "query_rows",
     "send_message",
     "update_entity",
     "upsert_entity",
@@ -187,6 +194,49 @@ async def delete_entity(table: TableClient, partition_key: str, row_key: str) ->
     if response.status_code in (204, 404):
         return
     _raise_table_error(table, response)
+
+
+async def query_rows(
+    table: TableClient,
+    query_filter: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    select: list[str] | None = None,
+    per_page: int | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The rows matching `query_filter` (parameters substituted by the SDK's own code), as
+    the service's JSON: strings, int32s, booleans and doubles as JSON values, other types
+    as their wire strings (no TableEntity conversion). Pages are followed through the
+    continuation headers, as `query_entities` does. For counting and reading plain
+    properties; anything typed goes through `TableClient.query_entities`. `per_page` is
+    `$top` (the service's own page size, 1,000, when None)."""
+    params = {"$filter": _parameter_filter_substitution(parameters, query_filter)}
+    if select:
+        params["$select"] = ",".join(select)
+    if per_page is not None:
+        params["$top"] = str(per_page)
+    url = f"{table.scheme}://{table._primary_hostname}/{quote(table.table_name, safe='')}()"
+    headers = {
+        "x-ms-version": table.api_version,
+        "DataServiceVersion": _DSV,
+        "Accept": "application/json;odata=minimalmetadata",
+    }
+    while True:
+        response = await _send(table, HttpRequest("GET", url, params=params, headers=headers))
+        if response.status_code != 200:
+            _raise_table_error(table, response)
+        for row in response.json().get("value", ()):
+            yield row
+        next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
+        next_rk = response.headers.get("x-ms-continuation-NextRowKey")
+        if not next_pk and not next_rk:
+            return
+        params.pop("NextPartitionKey", None)
+        params.pop("NextRowKey", None)
+        if next_pk:
+            params["NextPartitionKey"] = next_pk
+        if next_rk:
+            params["NextRowKey"] = next_rk
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,39 @@ async def test_queue_send_to_a_missing_queue_raises_as_the_sdk(
         with pytest.raises(ResourceNotFoundError) as by_direct:
             await _direct.send_message(missing, "x")
     _same_error(by_sdk.value, by_direct.value, 404)
+
+
+async def test_query_rows_follows_pages_and_matches_the_sdk(table: TableClient) -> None:
+    for n in range(5):
+        await table.create_entity({"PartitionKey": "q'p", "RowKey": f"r{n}", "owner": f"u{n % 2}"})
+    await table.create_entity({"PartitionKey": "other", "RowKey": "r9", "owner": "u1"})
+    flt, params = "PartitionKey eq @pk and RowKey ge @lo", {"pk": "q'p", "lo": "r1"}
+    by_sdk = [
+        (e["RowKey"], e["owner"])
+        async for e in table.query_entities(flt, parameters=params, select=["RowKey", "owner"])
+    ]
+    for per_page in (None, 2, 1):  # one page; three pages; four pages through continuations
+        rows = [
+            row
+            async for row in _direct.query_rows(
+                table, flt, parameters=params, select=["RowKey", "owner"], per_page=per_page
+            )
+        ]
+        assert [(r["RowKey"], r["owner"]) for r in rows] == by_sdk
+    assert by_sdk == [("r1", "u1"), ("r2", "u0"), ("r3", "u1"), ("r4", "u0")]
+
+
+async def test_query_rows_of_a_missing_table_raises_as_the_sdk(
+    storage_connection_string: str,
+) -> None:
+    missing = TableClient.from_connection_string(
+        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
+    )
+    async with missing:
+        with pytest.raises(ResourceNotFoundError) as by_sdk:
+            async for _ in missing.query_entities("PartitionKey eq 'a'"):
+                pass
+        with pytest.raises(ResourceNotFoundError) as by_direct:
+            async for _ in _direct.query_rows(missing, "PartitionKey eq 'a'"):
+                pass
+    _same_error(by_sdk.value, by_direct.value, 404)
