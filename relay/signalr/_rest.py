@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from azure.core.exceptions import AzureError
 
+from .._aiohttp import client_timeout
 from ..errors import SignalRError, SignalRRequestError, SignalRTransientError
 from ._connstr import SignalRConnection
 from ._retry import RetryPolicy, is_transient_status, parse_retry_after
@@ -81,11 +82,20 @@ class RestCaller:
         self._credential = credential
         self._owns_credential = False
         self._entra: EntraTokenCache | None = None
+        # Our own transport (no `transport` given): requests are laid out here as httpx lays
+        # them out (the same request line and header list; tests compare the two) and sent
+        # with `send_direct`, skipping httpx's per-request building. A given transport (tests,
+        # callers with their own) gets every request through httpx.
+        self._direct = AiohttpTransport() if transport is None else None
         self._http = httpx.AsyncClient(
-            transport=transport if transport is not None else AiohttpTransport(),
+            transport=transport if transport is not None else self._direct,
             timeout=httpx.Timeout(timeout_s),
             headers={"User-Agent": "llm-signalr-relay"},
         )
+        self._defaults = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in
+                          self._http.headers.raw]  # fmt: skip
+        self._host = httpx.URL(connection.endpoint).netloc.decode("ascii")
+        self._timeout = client_timeout({"timeout": httpx.Timeout(timeout_s).as_dict()})
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -113,6 +123,31 @@ class RestCaller:
             return self.signer.rest_token(url.rstrip("/"))
         return await self._entra_cache().token()
 
+    def _wire_headers(self, method: str, body: bytes | None, token: str) -> list[tuple[str, str]]:
+        """The header list httpx would send: Host (and an empty body's Content-Length for
+        POST/PUT/PATCH) first, the client's defaults, the request's own, then the length."""
+        headers = [("Host", self._host)]
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            headers.append(("Content-Length", "0"))
+        headers += self._defaults
+        if body is not None:
+            headers.append(("Content-Type", "application/json"))
+        headers.append(("Authorization", f"Bearer {token}"))
+        if body is not None:
+            headers.append(("Content-Length", str(len(body))))
+        return headers
+
+    async def _send(
+        self, method: str, url: str, query: dict[str, Any], body: bytes | None, token: str
+    ) -> httpx.Response:
+        if self._direct is not None:
+            target = f"{url}?{httpx.QueryParams(query)}"
+            wire = self._wire_headers(method, body, token)
+            return await self._direct.send_direct(method, target, wire, body, self._timeout)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers["Authorization"] = f"Bearer {token}"
+        return await self._http.request(method, url, params=query, content=body, headers=headers)
+
     # -- the one request loop ----------------------------------------------------------
 
     async def request(
@@ -130,19 +165,12 @@ class RestCaller:
     ) -> httpx.Response:
         url = self.connection.endpoint + path
         query: dict[str, Any] = {"api-version": api_version, **(params or {})}
-        headers = {"Content-Type": "application/json"} if body is not None else {}
         max_retries = self._retry.max_retries if retries is None else retries
         attempt = 0
         while True:
             try:
                 token = await self._bearer(url)
-                response = await self._http.request(
-                    method,
-                    url,
-                    params=query,
-                    content=body,
-                    headers={**headers, "Authorization": f"Bearer {token}"},
-                )
+                response = await self._send(method, url, query, body, token)
             except (httpx.HTTPError, AzureError) as exc:
                 error = _map_foreign(op, exc)
                 if not error.retryable or attempt >= max_retries:

@@ -12,10 +12,18 @@ Bodies are passed through undecoded (`auto_decompress=False`): httpx decodes
 exceptions `_rest._map_foreign` already classifies (timeouts, network, protocol), re-raised
 `from exc`. The session is bound to the event loop that first uses it; a transport used from
 another loop gets its own session there.
+
+`send_direct` sends a request that the caller has already laid out as httpx would (URL, the
+header list), skipping httpx's request and URL building: about a third of a millisecond of
+CPU per REST call, on the way from a recorded batch to the client (`_rest.RestCaller` uses
+it when it owns the transport).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import aiohttp
 import httpx
 import yarl
 
@@ -56,6 +64,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             content=content,
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def send_direct(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeouts: aiohttp.ClientTimeout,
+    ) -> httpx.Response:
+        """Send `method url` with exactly `headers` (already percent-encoded `url`); the answer
+        read whole, as `handle_async_request` answers. Errors are mapped the same way."""
+        session = self._pool.get()
+        try:
+            async with session.request(
+                method,
+                yarl.URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=timeouts,
+            ) as answer:
+                content = await answer.read()
+                raw_headers = list(answer.raw_headers)
+                status = answer.status
+        except ERRORS as exc:
+            raise map_error(exc, None, httpx) from exc
+        # As httpx builds it from a transport's answer: a Content-Encoding is decoded here.
+        return httpx.Response(
+            status, headers=raw_headers, content=content, extensions={"http_version": b"HTTP/1.1"}
         )
 
     async def aclose(self) -> None:
