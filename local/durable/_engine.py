@@ -14,9 +14,12 @@ local hand-over, where a crash used to leave the message visible at once and now
 the visibility timeout (`controlQueueVisibilityTimeout` / `workItemQueueVisibilityTimeout`).
 A work item kept here starts as soon as its send has succeeded, before the episode that
 scheduled it writes its history (as in DTFx, whose work-item queue message can be taken by
-any worker the moment it is sent): its result may then reach the runner before that episode
-is persisted, and the runner defers it until it is (see _orchestrations). A start message is
-handed over only once its row is written (see _rpc).
+any worker the moment it is sent), and an episode failing afterwards does not stop it. Its
+result may then come back before that episode is persisted: in this process it waits in the
+instance's inbox (`_drain` handles one instance's messages one batch at a time) and is applied
+right after the persist; found early otherwise (the episode failed, a redelivery), the runner
+defers it by DTFx's out-of-order rule (see _orchestrations). A start message is handed over
+only once its row is written (see _rpc).
 Work items are kept only while an activity slot is free (`maxConcurrentActivityFunctions`
 still holds), otherwise sent visible for any poller; a process that is stopping sends
 visibly too. The pollers then only find work from elsewhere
@@ -273,6 +276,11 @@ class DurableEngine:
             await self.store.extend(queue, message, 0)
 
     async def _drain(self, instance_id: str) -> None:
+        """Run one instance's messages, one batch after another (never two side by side).
+
+        Messages delivered meanwhile (a kept activity's result while its episode persists)
+        wait in the inbox and are the next batch, with no delay.
+        """
         assert self._runner is not None
         try:
             while self._inbox.get(instance_id):
