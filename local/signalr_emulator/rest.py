@@ -8,6 +8,7 @@ Auth: `Authorization: Bearer` HS256 JWT signed with the AccessKey, `exp` in the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -182,7 +183,11 @@ async def _dispatch(
                 ]
             case _:
                 raise error_response(404, "NotFound", "No such REST API path")
-        core.deliver(hub_name, conns, target, arguments)
+        if core.deliver(hub_name, conns, target, arguments):
+            # One turn of the loop first: the woken connection writers put the frame on their
+            # sockets before this answer is built and written (the service accepts a send and
+            # delivers it independently; the order of the two is not part of the API).
+            await asyncio.sleep(0)
         return web.Response(status=ACCEPTED)
     exists = m in ("HEAD", "GET")
     match parts:
