@@ -22,7 +22,7 @@ from azure.storage.queue.aio import QueueClient
 from .errors import StoreError, ValidationError
 from .settings import StorageConfig
 from .storage import StorageClients
-from .store._direct import send_message
+from .store._direct_queue import send_message
 from .store._model import valid_job_id
 
 __all__ = ["MESSAGE_VERSION", "JobQueue", "QueueJob", "decode_message", "encode_message"]
@@ -114,7 +114,7 @@ class JobQueue:
             raise ValidationError("jobId", "must be 1-100 of A-Z a-z 0-9 _ -")
         with _mapped():
             # The client's own encode policy (base64) and pipeline, without the SDK's
-            # generated layer (relay.store._direct).
+            # generated layer (relay.store._direct_queue).
             await send_message(self._client, encode_message(job_id, owner))
 
     async def position_in_line(self) -> int:

@@ -31,7 +31,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from local.settings_files import dev_storage_connection_string
-from relay.store._direct import send_message
+from relay.store._direct_queue import send_message
 
 __all__ = ["ConnectionError_", "QueueTarget", "Storage", "decode_message", "encode_message"]
 

@@ -14,32 +14,24 @@ SDK's decoder), so a caller sees exactly the exception the SDK method raises: 40
 
 Differences from the SDK methods, on purpose: `create_entity` asks for
 `Prefer: return-no-content` (the service answers 204 with the ETag instead of echoing the
-entity back), and every function returns only what callers use (the ETag; for a queue
-send, the message id, pop receipt and times). No `distributed_trace` span is made.
+entity back), and every function returns only what callers use (the ETag). No
+`distributed_trace` span is made. The queue calls are in `relay.store._direct_queue`.
 
-A queue client with client-side encryption configured is sent through the SDK unchanged.
-
-Private names relied on (azure-data-tables 12.7, azure-storage-queue 12.18, pinned in
-constraints.txt; the tests compare against the SDK on Azurite on every run):
-- tables: `TableClient._client._client` (the pipeline client), `._primary_hostname`,
+Private names relied on (azure-data-tables 12.7, pinned in constraints.txt; the tests
+compare against the SDK on Azurite on every run): `TableClient._client._client` (the
+pipeline client), `._primary_hostname`,
   `azure.data.tables._serialize._add_entity_properties` / `_prepare_key` /
   `_parameter_filter_substitution`,
   `azure.data.tables._error._decode_error` / `_process_table_error` /
-  `_validate_key_values` / `_validate_tablename_error`, `_models.TableServiceError`;
-- queues: `QueueClient._client._client` (the pipeline client), `._message_encode_policy`,
-  `azure.storage.queue._shared.response_handlers.process_storage_error`.
+  `_validate_key_values` / `_validate_tablename_error`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 from urllib.parse import quote
-from xml.sax.saxutils import escape, unescape
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -62,15 +54,11 @@ from azure.data.tables._serialize import (
     _prepare_key,
 )
 from azure.data.tables.aio import TableClient
-from azure.storage.queue._shared.response_handlers import process_storage_error
-from azure.storage.queue.aio import QueueClient
 
 __all__ = [
-    "SentMessage",
     "create_entity",
     "delete_entity",
     "query_rows",
-    "send_message",
     "update_entity",
     "upsert_entity",
 ]
@@ -114,6 +102,7 @@ def _body(entity: dict[str, Any] | Any) -> bytes:
 
 
 async def _send(client: Any, request: HttpRequest) -> AsyncHttpResponse:
+    """Through the client's own pipeline (a table or queue client: both keep it here)."""
     response: AsyncHttpResponse = await client._client._client.send_request(request)
     return response
 
@@ -237,78 +226,3 @@ async def query_rows(
             params["NextPartitionKey"] = next_pk
         if next_rk:
             params["NextRowKey"] = next_rk
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    """What `QueueClient.send_message` answers (the fields callers use)."""
-
-    id: str
-    pop_receipt: str
-    inserted_on: datetime | None
-    expires_on: datetime | None
-    next_visible_on: datetime | None
-
-
-def _xml_field(text: str, tag: str) -> str | None:
-    start = text.find(f"<{tag}>")
-    if start < 0:
-        return None
-    start += len(tag) + 2
-    end = text.find(f"</{tag}>", start)
-    return None if end < 0 else unescape(text[start:end])
-
-
-def _xml_date(text: str, tag: str) -> datetime | None:
-    value = _xml_field(text, tag)
-    return parsedate_to_datetime(value) if value else None
-
-
-async def send_message(
-    queue: QueueClient, content: str, *, visibility_timeout: int | None = None
-) -> SentMessage:
-    """Enqueue `content`, encoded by the client's own message encode policy (base64 for
-    the app's clients); errors as `QueueClient.send_message` raises them."""
-    if queue.key_encryption_key is not None or queue.require_encryption:
-        sent = await queue.send_message(content, visibility_timeout=visibility_timeout)
-        return SentMessage(
-            sent.id, sent.pop_receipt or "", sent.inserted_on, sent.expires_on,
-            sent.next_visible_on,
-        )  # fmt: skip
-    text = queue._message_encode_policy(content)
-    # What the SDK's XML serializer writes (ElementTree escapes &, < and > in text).
-    body = (
-        "<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>"
-        f"{escape(text)}</MessageText></QueueMessage>"
-    ).encode()
-    base, _, query = queue.url.partition("?")  # a SAS token rides in the URL's query
-    params = [query] if query else []
-    if visibility_timeout is not None:
-        params.insert(0, f"visibilitytimeout={int(visibility_timeout)}")
-    url = f"{base}/messages" + (f"?{'&'.join(params)}" if params else "")
-    request = HttpRequest(
-        "POST",
-        url,
-        headers={
-            "Content-Type": "application/xml",
-            "x-ms-version": queue.api_version,
-            "Accept": "application/xml",
-        },
-        content=body,
-    )
-    response = await _send(queue, request)
-    if response.status_code != 201:
-        process_storage_error(_generated_error(response))
-    answer = response.text()
-    message_id, receipt = _xml_field(answer, "MessageId"), _xml_field(answer, "PopReceipt")
-    if not message_id:
-        raise HttpResponseError(
-            message="a queue send answer without a MessageId", response=response
-        )
-    return SentMessage(
-        message_id,
-        receipt or "",
-        _xml_date(answer, "InsertionTime"),
-        _xml_date(answer, "ExpirationTime"),
-        _xml_date(answer, "TimeNextVisible"),
-    )

@@ -23,7 +23,7 @@ from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from relay.storage import transport
-from relay.store import _direct
+from relay.store import _direct, _direct_queue
 
 pytestmark = pytest.mark.asyncio
 
@@ -225,14 +225,14 @@ async def test_queue_send_as_the_sdk(queues: tuple[QueueClient, QueueClient]) ->
     b64, plain = queues
     text = '{"jobId":"j1","owner":"u <&> é","v":1}'
     by_sdk = await b64.send_message(text)
-    by_direct = await _direct.send_message(b64, text)
+    by_direct = await _direct_queue.send_message(b64, text)
     assert by_direct.id and by_direct.id != by_sdk.id and by_direct.pop_receipt
     assert by_direct.inserted_on is not None and by_direct.expires_on is not None
     received = [m async for m in b64.receive_messages(max_messages=32, messages_per_page=32)]
     assert [m.content for m in received] == [text, text]  # base64 both, decoded alike
     # A plain (no encoding) client: XML special characters survive the body.
     await plain.clear_messages()
-    await _direct.send_message(plain, text)
+    await _direct_queue.send_message(plain, text)
     got = [m async for m in plain.receive_messages(max_messages=32, messages_per_page=32)]
     assert [m.content for m in got] == [text]
 
@@ -241,7 +241,7 @@ async def test_queue_send_invisible_returns_a_usable_receipt(
     queues: tuple[QueueClient, QueueClient],
 ) -> None:
     b64, _ = queues
-    sent = await _direct.send_message(b64, "leased", visibility_timeout=60)
+    sent = await _direct_queue.send_message(b64, "leased", visibility_timeout=60)
     assert sent.next_visible_on is not None and sent.inserted_on is not None
     assert (sent.next_visible_on - sent.inserted_on).total_seconds() >= 59
     assert [m async for m in b64.receive_messages(max_messages=32)] == []
@@ -262,7 +262,7 @@ async def test_queue_send_to_a_missing_queue_raises_as_the_sdk(
         with pytest.raises(ResourceNotFoundError) as by_sdk:
             await missing.send_message("x")
         with pytest.raises(ResourceNotFoundError) as by_direct:
-            await _direct.send_message(missing, "x")
+            await _direct_queue.send_message(missing, "x")
     _same_error(by_sdk.value, by_direct.value, 404)
 
 
@@ -300,3 +300,34 @@ async def test_query_rows_of_a_missing_table_raises_as_the_sdk(
             async for _ in _direct.query_rows(missing, "PartitionKey eq 'a'"):
                 pass
     _same_error(by_sdk.value, by_direct.value, 404)
+
+
+async def test_queue_delete_and_update_as_the_sdk(
+    queues: tuple[QueueClient, QueueClient],
+) -> None:
+    b64, _ = queues
+    first = await _direct_queue.send_message(b64, "one", visibility_timeout=60)
+    # A renewal answers a new receipt (the old one is stale from then on) and a later time.
+    receipt, visible = await _direct_queue.update_message(b64, first.id, first.pop_receipt, 120)
+    assert receipt and receipt != first.pop_receipt
+    assert visible is not None and first.next_visible_on is not None
+    assert visible > first.next_visible_on
+    # A stale receipt: refused as the SDK refuses it (same type, status and error code).
+    with pytest.raises(HttpResponseError) as by_sdk:
+        await b64.update_message(first.id, first.pop_receipt, visibility_timeout=5)
+    with pytest.raises(HttpResponseError) as by_direct:
+        await _direct_queue.update_message(b64, first.id, first.pop_receipt, 5)
+    _same_error(by_sdk.value, by_direct.value, by_sdk.value.status_code or 0)
+    with pytest.raises(HttpResponseError) as by_sdk_del:
+        await b64.delete_message(first.id, first.pop_receipt)
+    with pytest.raises(HttpResponseError) as by_direct_del:
+        await _direct_queue.delete_message(b64, first.id, first.pop_receipt)
+    _same_error(by_sdk_del.value, by_direct_del.value, by_sdk_del.value.status_code or 0)
+    # The current receipt deletes it; then it is gone (404, as the SDK raises it).
+    await _direct_queue.delete_message(b64, first.id, receipt)
+    assert (await b64.get_queue_properties()).approximate_message_count == 0
+    with pytest.raises(ResourceNotFoundError) as by_sdk_404:
+        await b64.delete_message(first.id, receipt)
+    with pytest.raises(ResourceNotFoundError) as by_direct_404:
+        await _direct_queue.delete_message(b64, first.id, receipt)
+    _same_error(by_sdk_404.value, by_direct_404.value, 404)

@@ -21,7 +21,7 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from relay.store import _direct
+from relay.store import _direct, _direct_queue
 
 pytestmark = pytest.mark.asyncio
 
@@ -80,6 +80,14 @@ async def _answer(request: web.Request, seen: list[Seen]) -> web.Response:
     )
     if request.path.endswith("/messages"):
         return web.Response(status=201, text=SENT, content_type="application/xml")
+    if "/messages/" in request.path:  # delete (204) or renew (204 with the new receipt)
+        return web.Response(
+            status=204,
+            headers={
+                "x-ms-popreceipt": "new-receipt",
+                "x-ms-time-next-visible": "Wed, 25 Nov 2026 12:00:30 GMT",
+            },
+        )
     if request.headers.get("If-Match") == STALE:
         body = '{"odata.error":{"code":"UpdateConditionNotSatisfied","message":{"value":"no"}}}'
         return web.Response(
@@ -234,7 +242,7 @@ async def test_queue_send_carries_the_bearer_token_and_equals_the_sdk_request(
     )
     async with queue:
         by_sdk = await queue.send_message('{"jobId":"j"}', visibility_timeout=30)
-        by_direct = await _direct.send_message(queue, '{"jobId":"j"}', visibility_timeout=30)
+        by_direct = await _direct_queue.send_message(queue, '{"jobId":"j"}', visibility_timeout=30)
     sdk_seen, direct_seen = service.seen
     assert direct_seen.headers["Authorization"] == "Bearer fake-token"
     assert _shape(direct_seen) == _shape(sdk_seen)
@@ -243,3 +251,25 @@ async def test_queue_send_carries_the_bearer_token_and_equals_the_sdk_request(
     assert by_direct.next_visible_on == by_sdk.next_visible_on
     assert by_direct.inserted_on == by_sdk.inserted_on
     assert by_direct.expires_on == by_sdk.expires_on
+
+
+async def test_queue_delete_and_renew_equal_the_sdk_requests(service: Service) -> None:
+    queue = QueueClient(
+        QUEUES,
+        "jobs",
+        credential=FakeCredential(),  # type: ignore[arg-type]
+        transport=Redirect(service.url),
+    )
+    receipt = "AgAAAAMAAAAAAAAA+/x=="  # base64: '+', '/' and '=' must be escaped
+    async with queue:
+        await queue.update_message("m-1", receipt, visibility_timeout=30)
+        await _direct_queue.update_message(queue, "m-1", receipt, 30)
+        await queue.delete_message("m-1", receipt)
+        await _direct_queue.delete_message(queue, "m-1", receipt)
+    assert [s.method for s in service.seen] == ["PUT", "PUT", "DELETE", "DELETE"]
+    for sdk_seen, direct_seen in zip(service.seen[::2], service.seen[1::2], strict=True):
+        assert direct_seen.headers["Authorization"] == "Bearer fake-token"
+        sdk_shape, direct_shape = _shape(sdk_seen), _shape(direct_seen)
+        # The same query parameters (order aside: a query string is a set of pairs).
+        assert sorted(direct_shape[2].split("&")) == sorted(sdk_shape[2].split("&"))
+        assert direct_shape[:2] + direct_shape[3:] == sdk_shape[:2] + sdk_shape[3:]

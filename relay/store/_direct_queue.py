@@ -1,0 +1,147 @@
+"""Queue calls built here and sent through the queue client's own pipeline.
+
+The queue counterpart of `relay.store._direct` (see there for why and how): the same HTTP
+requests `QueueClient.send_message`, `delete_message` and `update_message` build, sent with
+the client's own `send_request` (signing, retries, transport), errors raised by the SDK's
+own `process_storage_error` after the generated operations' error map. Message text is
+encoded by the client's own encode policy (base64 for the app's clients, none for the
+durable engine's and the local host's, which encode themselves). A client with client-side
+encryption configured is sent through the SDK unchanged.
+
+Private names relied on (azure-storage-queue 12.18, pinned in constraints.txt; the tests
+compare against the SDK on Azurite on every run): `QueueClient._client._client` (the
+pipeline client), `._message_encode_policy`,
+`azure.storage.queue._shared.response_handlers.process_storage_error`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, urlencode
+from xml.sax.saxutils import escape, unescape
+
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest
+from azure.storage.queue._shared.response_handlers import process_storage_error
+from azure.storage.queue.aio import QueueClient
+
+# One error path and one pipeline entry for tables and queues alike.
+from ._direct import _generated_error, _send
+
+__all__ = ["SentMessage", "delete_message", "send_message", "update_message"]
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What `QueueClient.send_message` answers (the fields callers use)."""
+
+    id: str
+    pop_receipt: str
+    inserted_on: datetime | None
+    expires_on: datetime | None
+    next_visible_on: datetime | None
+
+
+def _xml_field(text: str, tag: str) -> str | None:
+    start = text.find(f"<{tag}>")
+    if start < 0:
+        return None
+    start += len(tag) + 2
+    end = text.find(f"</{tag}>", start)
+    return None if end < 0 else unescape(text[start:end])
+
+
+def _xml_date(text: str, tag: str) -> datetime | None:
+    value = _xml_field(text, tag)
+    return parsedate_to_datetime(value) if value else None
+
+
+async def send_message(
+    queue: QueueClient, content: str, *, visibility_timeout: int | None = None
+) -> SentMessage:
+    """Enqueue `content`, encoded by the client's own message encode policy (base64 for
+    the app's clients); errors as `QueueClient.send_message` raises them."""
+    if queue.key_encryption_key is not None or queue.require_encryption:
+        sent = await queue.send_message(content, visibility_timeout=visibility_timeout)
+        return SentMessage(
+            sent.id, sent.pop_receipt or "", sent.inserted_on, sent.expires_on,
+            sent.next_visible_on,
+        )  # fmt: skip
+    text = queue._message_encode_policy(content)
+    # What the SDK's XML serializer writes (ElementTree escapes &, < and > in text).
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>"
+        f"{escape(text)}</MessageText></QueueMessage>"
+    ).encode()
+    base, _, query = queue.url.partition("?")  # a SAS token rides in the URL's query
+    params = [query] if query else []
+    if visibility_timeout is not None:
+        params.insert(0, f"visibilitytimeout={int(visibility_timeout)}")
+    url = f"{base}/messages" + (f"?{'&'.join(params)}" if params else "")
+    request = HttpRequest(
+        "POST",
+        url,
+        headers={
+            "Content-Type": "application/xml",
+            "x-ms-version": queue.api_version,
+            "Accept": "application/xml",
+        },
+        content=body,
+    )
+    response = await _send(queue, request)
+    if response.status_code != 201:
+        process_storage_error(_generated_error(response))
+    answer = response.text()
+    message_id, receipt = _xml_field(answer, "MessageId"), _xml_field(answer, "PopReceipt")
+    if not message_id:
+        raise HttpResponseError(
+            message="a queue send answer without a MessageId", response=response
+        )
+    return SentMessage(
+        message_id,
+        receipt or "",
+        _xml_date(answer, "InsertionTime"),
+        _xml_date(answer, "ExpirationTime"),
+        _xml_date(answer, "TimeNextVisible"),
+    )
+
+
+def _message_url(queue: QueueClient, message_id: str, **params: str) -> str:
+    base, _, sas = queue.url.partition("?")  # a SAS token rides in the URL's query
+    query = urlencode(params)  # pop receipts are base64: '+', '/' and '=' are escaped
+    if sas:
+        query = f"{query}&{sas}" if query else sas
+    return f"{base}/messages/{quote(message_id, safe='')}" + (f"?{query}" if query else "")
+
+
+def _queue_headers(queue: QueueClient) -> dict[str, str]:
+    return {"x-ms-version": queue.api_version}  # no Accept: the SDK sends none here
+
+
+async def delete_message(queue: QueueClient, message_id: str, pop_receipt: str) -> None:
+    """Delete a message under its pop receipt; errors as `QueueClient.delete_message`
+    raises them (404 `ResourceNotFoundError`: gone, or the receipt is stale)."""
+    url = _message_url(queue, message_id, popreceipt=pop_receipt)
+    response = await _send(queue, HttpRequest("DELETE", url, headers=_queue_headers(queue)))
+    if response.status_code != 204:
+        process_storage_error(_generated_error(response))
+
+
+async def update_message(
+    queue: QueueClient, message_id: str, pop_receipt: str, visibility_timeout: int
+) -> tuple[str, datetime | None]:
+    """Make a message invisible for `visibility_timeout` s more (content unchanged); the
+    new pop receipt and next visible time, as `QueueClient.update_message` answers."""
+    url = _message_url(
+        queue, message_id, popreceipt=pop_receipt, visibilitytimeout=str(int(visibility_timeout))
+    )
+    response = await _send(queue, HttpRequest("PUT", url, headers=_queue_headers(queue)))
+    if response.status_code != 204:
+        process_storage_error(_generated_error(response))
+    visible = response.headers.get("x-ms-time-next-visible")
+    return (
+        str(response.headers.get("x-ms-popreceipt") or ""),
+        parsedate_to_datetime(visible) if visible else None,
+    )
