@@ -280,15 +280,12 @@ class TaskHubStore:
         if count <= 0:
             return out
         async with _mapped():
-            async for msg in client.receive_messages(
-                messages_per_page=min(count, 32),
-                max_messages=min(count, 32),
-                visibility_timeout=max(1, int(visibility_s)),
-            ):
-                out.append(
-                    Message(msg.id, msg.pop_receipt or "", json.loads(msg.content),
-                            int(msg.dequeue_count or 0))
-                )  # fmt: skip
+            # One GET, as the extension's receive (the SDK's pager asks again until empty).
+            received = await _direct_queue.receive_messages(
+                client, min(count, 32), max(1, int(visibility_s))
+            )
+        for msg in received:
+            out.append(Message(msg.id, msg.pop_receipt, json.loads(msg.content), msg.dequeue_count))
         return out
 
     async def delete(self, queue: str, message: Message) -> None:

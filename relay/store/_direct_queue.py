@@ -1,16 +1,18 @@
 """Queue calls built here and sent through the queue client's own pipeline.
 
-The queue counterpart of `relay.store._direct` (see there for why and how): the same HTTP
-requests `QueueClient.send_message`, `delete_message` and `update_message` build, sent with
-the client's own `send_request` (signing, retries, transport), errors raised by the SDK's
-own `process_storage_error` after the generated operations' error map. Message text is
-encoded by the client's own encode policy (base64 for the app's clients, none for the
-durable engine's and the local host's, which encode themselves). A client with client-side
-encryption configured is sent through the SDK unchanged.
+The queue counterpart of `relay.store._direct` (see there for why and how): the HTTP
+requests `QueueClient.send_message`, `delete_message`, `update_message` and
+`receive_messages` build, sent with the client's own `send_request` (signing, retries,
+transport), errors raised by the SDK's own `process_storage_error` after the generated
+operations' error map. Message text is encoded and decoded by the client's own policies
+(base64 for the app's clients, none for the durable engine's and the local host's, which
+encode themselves). A client with client-side encryption configured goes through the SDK.
+One difference on purpose: a receive is one GET (see `receive_messages`).
 
 Private names relied on (azure-storage-queue 12.18, pinned in constraints.txt; the tests
 compare against the SDK on Azurite on every run): `QueueClient._client._client` (the
-pipeline client), `._message_encode_policy`,
+pipeline client), `._message_encode_policy` / `._message_decode_policy`,
+`azure.storage.queue._message_encoding.NoDecodePolicy`,
 `azure.storage.queue._shared.response_handlers.process_storage_error`.
 """
 
@@ -19,18 +21,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any, cast
 from urllib.parse import quote, urlencode
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape, unescape
 
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
+from azure.storage.queue import TextBase64DecodePolicy
+from azure.storage.queue._message_encoding import NoDecodePolicy
 from azure.storage.queue._shared.response_handlers import process_storage_error
 from azure.storage.queue.aio import QueueClient
 
 # One error path and one pipeline entry for tables and queues alike.
 from ._direct import _generated_error, _send
 
-__all__ = ["SentMessage", "delete_message", "send_message", "update_message"]
+__all__ = [
+    "ReceivedMessage",
+    "SentMessage",
+    "delete_message",
+    "receive_messages",
+    "send_message",
+    "update_message",
+]
 
 
 @dataclass(frozen=True)
@@ -145,3 +158,61 @@ async def update_message(
         str(response.headers.get("x-ms-popreceipt") or ""),
         parsedate_to_datetime(visible) if visible else None,
     )
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """What `QueueClient.receive_messages` yields (the fields callers use)."""
+
+    id: str
+    pop_receipt: str
+    content: str | bytes  # as the client's decode policy returns it
+    dequeue_count: int
+    next_visible_on: datetime | None
+
+
+async def receive_messages(
+    queue: QueueClient, count: int, visibility_timeout: int
+) -> list[ReceivedMessage]:
+    """Up to `count` (1-32) messages, leased for `visibility_timeout` s, in ONE request.
+
+    `receive_messages(max_messages=n)` of the SDK pages until it has n messages or an
+    empty answer: a poll that finds one message costs two round trips. The service's own
+    answer to one GET is a complete receive (fewer messages than asked is normal), so this
+    makes one. Text is decoded by the client's own decode policy (none or text base64;
+    any other policy, or client-side encryption, goes through the SDK's receive).
+    """
+    policy = queue._message_decode_policy
+    if (
+        queue.key_encryption_key is not None
+        or queue.require_encryption
+        or type(policy) not in (NoDecodePolicy, TextBase64DecodePolicy)
+    ):
+        return [
+            ReceivedMessage(
+                m.id, m.pop_receipt or "", m.content, int(m.dequeue_count or 0), m.next_visible_on
+            )
+            async for m in queue.receive_messages(
+                messages_per_page=count, max_messages=count, visibility_timeout=visibility_timeout
+            )
+        ]
+    base, _, sas = queue.url.partition("?")
+    query = f"numofmessages={int(count)}&visibilitytimeout={int(visibility_timeout)}"
+    url = f"{base}/messages?{query}" + (f"&{sas}" if sas else "")
+    headers = {"x-ms-version": queue.api_version, "Accept": "application/xml"}
+    response = await _send(queue, HttpRequest("GET", url, headers=headers))
+    if response.status_code != 200:
+        process_storage_error(_generated_error(response))
+    out = []
+    for item in ElementTree.fromstring(response.content).iter("QueueMessage"):
+        visible = item.findtext("TimeNextVisible")
+        out.append(
+            ReceivedMessage(
+                item.findtext("MessageId") or "",
+                item.findtext("PopReceipt") or "",
+                policy.decode(item.findtext("MessageText") or "", cast(Any, response)),
+                int(item.findtext("DequeueCount") or 0),
+                parsedate_to_datetime(visible) if visible else None,
+            )
+        )
+    return out

@@ -331,3 +331,39 @@ async def test_queue_delete_and_update_as_the_sdk(
     with pytest.raises(ResourceNotFoundError) as by_direct_404:
         await _direct_queue.delete_message(b64, first.id, receipt)
     _same_error(by_sdk_404.value, by_direct_404.value, 404)
+
+
+async def test_queue_receive_in_one_request_as_the_sdk_reads_it(
+    queues: tuple[QueueClient, QueueClient],
+) -> None:
+    b64, plain = queues
+    texts = ['{"n": 1, "s": "<&>"}', '{"n": 2}', '{"n": 3}']
+    for text in texts:
+        await b64.send_message(text)
+    first = await _direct_queue.receive_messages(b64, 2, 60)
+    second = await _direct_queue.receive_messages(b64, 32, 60)
+    assert [m.content for m in first + second] == texts  # base64 decoded by the client's policy
+    assert all(m.dequeue_count == 1 and m.pop_receipt for m in first + second)
+    assert await _direct_queue.receive_messages(b64, 32, 60) == []  # all leased
+    for m in first + second:  # each receipt deletes its message
+        await _direct_queue.delete_message(b64, m.id, m.pop_receipt)
+    assert (await b64.get_queue_properties()).approximate_message_count == 0
+    # A plain client reads the text as stored (XML special characters unescaped).
+    await plain.send_message(texts[0])
+    (got,) = await _direct_queue.receive_messages(plain, 32, 1)
+    assert got.content == texts[0] and got.next_visible_on is not None
+
+
+async def test_queue_receive_of_a_missing_queue_raises_as_the_sdk(
+    storage_connection_string: str,
+) -> None:
+    missing = QueueClient.from_connection_string(
+        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
+    )
+    async with missing:
+        with pytest.raises(ResourceNotFoundError) as by_sdk:
+            async for _ in missing.receive_messages(max_messages=1):
+                pass
+        with pytest.raises(ResourceNotFoundError) as by_direct:
+            await _direct_queue.receive_messages(missing, 1, 5)
+    _same_error(by_sdk.value, by_direct.value, 404)

@@ -38,6 +38,17 @@ SENT = (
     "</QueueMessage></QueueMessagesList>"
 )
 
+RECEIVED = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><QueueMessagesList><QueueMessage>'
+    "<MessageId>m-2</MessageId><InsertionTime>Wed, 25 Nov 2026 12:00:00 GMT</InsertionTime>"
+    "<ExpirationTime>Wed, 02 Dec 2026 12:00:00 GMT</ExpirationTime>"
+    "<PopReceipt>R&amp;2</PopReceipt>"
+    "<TimeNextVisible>Wed, 25 Nov 2026 12:00:30 GMT</TimeNextVisible>"
+    "<DequeueCount>3</DequeueCount>"
+    "<MessageText>{&quot;a&quot;: &quot;&lt;x&gt;&quot;}</MessageText>"
+    "</QueueMessage></QueueMessagesList>"
+)
+
 
 class FakeCredential:
     """An async token credential: a fixed token, the scopes it was asked for."""
@@ -78,6 +89,8 @@ async def _answer(request: web.Request, seen: list[Seen]) -> web.Response:
             await request.read(),
         )
     )
+    if request.path.endswith("/messages") and request.method == "GET":
+        return web.Response(status=200, text=RECEIVED, content_type="application/xml")
     if request.path.endswith("/messages"):
         return web.Response(status=201, text=SENT, content_type="application/xml")
     if "/messages/" in request.path:  # delete (204) or renew (204 with the new receipt)
@@ -273,3 +286,33 @@ async def test_queue_delete_and_renew_equal_the_sdk_requests(service: Service) -
         # The same query parameters (order aside: a query string is a set of pairs).
         assert sorted(direct_shape[2].split("&")) == sorted(sdk_shape[2].split("&"))
         assert direct_shape[:2] + direct_shape[3:] == sdk_shape[:2] + sdk_shape[3:]
+
+
+async def test_queue_receive_is_the_sdk_first_request_and_reads_the_same(
+    service: Service,
+) -> None:
+    queue = QueueClient(
+        QUEUES,
+        "jobs",
+        credential=FakeCredential(),  # type: ignore[arg-type]
+        transport=Redirect(service.url),
+    )
+    async with queue:
+        by_sdk = [
+            m
+            async for m in queue.receive_messages(
+                messages_per_page=1, max_messages=1, visibility_timeout=30
+            )
+        ]
+        sdk_requests = len(service.seen)
+        by_direct = await _direct_queue.receive_messages(queue, 1, 30)
+    assert len(service.seen) == sdk_requests + 1  # one GET
+    sdk_seen, direct_seen = service.seen[0], service.seen[-1]
+    assert direct_seen.headers["Authorization"] == "Bearer fake-token"
+    assert _shape(direct_seen) == _shape(sdk_seen)
+    (m,) = by_sdk
+    (d,) = by_direct
+    assert (d.id, d.pop_receipt, d.content, d.dequeue_count, d.next_visible_on) == (
+        m.id, m.pop_receipt, m.content, m.dequeue_count, m.next_visible_on,
+    )  # fmt: skip
+    assert d.content == '{"a": "<x>"}' and d.pop_receipt == "R&2"
