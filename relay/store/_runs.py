@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -83,6 +84,10 @@ class RunsMixin(StoreBase):
                 props["startedAt"] = now
             if ready is not None:
                 ready(record)
+                # Let the request `ready` opened reach its transport before this write's
+                # request is built: the model's time to first token then overlaps the
+                # claim's CPU and round trip instead of following them.
+                await asyncio.sleep(0)
             try:
                 new_etag = await self._merge(job_id, props, record.etag)
             except ConcurrencyConflict:

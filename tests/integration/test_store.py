@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -333,3 +334,30 @@ async def test_stuck_and_purge(store: JobStore) -> None:
     assert await store.text(done, 1) == ""
     assert (await store.get_job(stuck)).status == "starting"
     assert [r.job_id for r in (await store.list_jobs("alice"))[0]] == [stuck]
+
+
+async def test_claim_lets_what_ready_started_run_before_its_write(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run opens its model request in `ready`; that request's first step must run
+    before the claim's write is built, so the model's ttft overlaps the claim."""
+    job_id = await make_job(store)
+    order: list[str] = []
+
+    async def model_request() -> None:
+        order.append("model request sent")
+
+    real_merge = store._merge
+
+    async def merge(*args: Any, **kwargs: Any) -> str:
+        order.append("claim write built")
+        return await real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_merge", merge)
+    started: list[asyncio.Task[None]] = []
+    run = await store.claim_attempt(
+        job_id, ready=lambda record: started.append(asyncio.ensure_future(model_request()))
+    )
+    await asyncio.gather(*started)
+    assert run.attempt == 1
+    assert order == ["model request sent", "claim write built"]
