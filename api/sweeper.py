@@ -9,6 +9,7 @@ idempotency keys and durable history older than RETENTION_DAYS are purged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from relay.errors import RelayError
+from relay.errors import InvalidTransition, RelayError
 from relay.services import Services, get_services
 from relay.streaming import finalize_job
 
@@ -29,6 +30,10 @@ bp = df.Blueprint()
 log = logging.getLogger("relay.sweeper")
 
 QUEUED_GRACE = timedelta(minutes=2)
+_NOT_ADMITTED = {
+    "code": "not_admitted",
+    "message": "the job holds no admission (refused, or queued past its expiry); submit it again",
+}
 _LIVE = {"Pending", "Running", "ContinuedAsNew"}
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -43,6 +48,15 @@ async def sweep(services: Services, client: Any, now: datetime | None = None) ->
     counts = {"requeued": 0, "restarted": 0, "failed": 0, "purged": 0}
     s = services.settings
     for record in await services.store.stuck_jobs("queued", now - QUEUED_GRACE):
+        if not await services.admission.holds(record.job_id):
+            # No admission row: a refused job whose record could not be taken back (see
+            # Services.accept_job), or one that waited past its admission's expiry.
+            # Enqueueing it would run it past the limits, so it fails (quietly: its
+            # submitter got a refusal, not a job id to watch).
+            with contextlib.suppress(InvalidTransition):
+                await services.store.transition(record.job_id, "failed", error=_NOT_ADMITTED)
+            counts["failed"] += 1
+            continue
         await services.queue.enqueue(record.job_id, record.owner)  # intake is idempotent
         counts["requeued"] += 1
     for record in await services.store.stuck_jobs("starting", now - QUEUED_GRACE):

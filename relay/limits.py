@@ -228,6 +228,19 @@ class Admission:
             self._delete("active", job_id), self._delete(f"active|{owner}", job_id)
         )
 
+    async def holds(self, job_id: str) -> bool:
+        """Whether the job still has its active row: it was admitted and not yet released
+        (a row past its expiry counts until the sweeper deletes it)."""
+        rows = _direct.query_rows(
+            self._table,
+            "PartitionKey eq 'active' and RowKey eq @rk",
+            parameters={"rk": job_id},
+            select=["RowKey"],
+        )
+        async for _ in rows:
+            return True
+        return False
+
     async def place_in_line(self, job_id: str, created_ms: str) -> int:
         """1-based position among admitted jobs created earlier (approximate)."""
         ahead = 0

@@ -18,7 +18,14 @@ from typing import Any
 from .groups import Groups, signalr_group_name
 from .intake import JobQueue
 from .jobs import JobRequest, Limits, Target
-from .limits import Admission, Hold, IdempotencyKeys, LimitsConfig, request_fingerprint
+from .limits import (
+    Admission,
+    Hold,
+    IdempotencyKeys,
+    LimitExceeded,
+    LimitsConfig,
+    request_fingerprint,
+)
 from .llm import LLMClient
 from .settings import Settings, load_settings
 from .signalr import SignalRClient
@@ -185,20 +192,24 @@ class Services:
     async def accept_job(
         self, job_id: str, owner: str, request: JobRequest, target: Target, key: str | None
     ) -> Accepted:
-        """Idempotency, admission and the job record of `POST /api/jobs`, in 3 round trips.
+        """Idempotency, admission and the job record of `POST /api/jobs`, in 2 round trips.
 
-        1. side by side: the idempotency claim, admission's three reservation writes and
-           the job's index (and overflow) rows;
-        2. admission's counts (every reservation write has completed: reserve-then-count);
-        3. the record, which is what makes the job exist.
+        1. side by side: the idempotency claim, admission's reservation writes and the
+           job's index (and overflow) rows;
+        2. side by side: admission's counts (every reservation write has completed:
+           reserve-then-count) and the record, which is what makes the job exist. The job
+           is not enqueued yet, so nothing acts on the record before the counts decide; a
+           refused job's record is taken back (`discard_job`), and one whose discard
+           failed is `queued` without an admission row: the sweeper fails it instead of
+           enqueueing it, so a refusal never becomes a run.
         A key already bound to an earlier job with the same request (fingerprint of the
         parsed request and target) returns that job (`created` False) and takes
         this job's rows back; its rows were briefly held, so a racing submission of the
         same owner at its limit may be refused ("two racers may both be refused"), but
         nothing is ever admitted past a limit. A key bound to a different request raises
         `IdempotencyKeyReused` and takes this job's rows back (nothing is created). A
-        refusal (`LimitExceeded`) or a failure
-        before the record unbinds the key and takes back every row written.
+        refusal (`LimitExceeded`) or a failure unbinds the key and takes back every row
+        written.
         """
         store, admission = self.store, self.admission
         new = store.new_job(job_id, owner, request, target, time.time())
@@ -226,16 +237,22 @@ class Services:
             record, *_ = await asyncio.gather(store.get_job(earlier, with_request=False), *undo)
             return Accepted(earlier, record.status, created=False)
         assert isinstance(held, Hold) and staged is None
-        try:
-            await admission.admit(held)  # drops its own rows when refused
-        except BaseException:
+        admitted, committed = await asyncio.gather(
+            admission.admit(held), store.commit_job(new), return_exceptions=True
+        )
+        failure = next((o for o in (admitted, committed) if isinstance(o, BaseException)), None)
+        if failure is not None:
             undo = [_quietly(store.unstage_job(new))]
+            if not isinstance(committed, BaseException):
+                undo.append(_quietly(store.discard_job(new)))
+            if not isinstance(admitted, LimitExceeded):  # a refusal has dropped its rows
+                undo.append(_quietly(admission.drop(held)))
             if key is not None:
                 undo.append(_quietly(self.idempotency.forget(owner, key)))
             await asyncio.gather(*undo)
-            raise
-        record = await store.commit_job(new)
-        return Accepted(job_id, record.status, created=True)
+            raise failure
+        assert isinstance(committed, JobRecord)
+        return Accepted(job_id, committed.status, created=True)
 
     async def release(self, job_id: str) -> None:
         """The job ended: free its admission rows."""

@@ -124,12 +124,25 @@ class JobStore(RunsMixin, TranscriptsMixin, MaintenanceMixin):
 
     async def commit_job(self, new: NewJob) -> m.JobRecord:
         """Write the record, once `stage_job` has returned: this is what makes the job
-        exist. Create, not upsert: an existing id is refused (`ConcurrencyConflict`)."""
+        exist (it may run side by side with admission's counts; a refused job's record is
+        then taken back with `discard_job`). Create, not upsert: an existing id is refused
+        (`ConcurrencyConflict`)."""
         with mapped_errors():
             etag = await _direct.create_entity(self._jobs, new.entity)
         record = m.record_from_entity(new.entity, etag, list(new.overflow))
         self._keep_committed(record)  # the intake that follows skips its read
         return record
+
+    async def discard_job(self, new: NewJob) -> None:
+        """Delete the record `commit_job` wrote for a job that was then refused (idempotent).
+
+        Only for a job that was never enqueued: nothing else knows its id, so nothing else
+        can have written its record. A record left behind by a failed discard is `queued`
+        without an admission row, which the sweeper fails instead of enqueueing.
+        """
+        self._committed.pop(new.job_id, None)
+        with mapped_errors():
+            await _direct.delete_entity(self._jobs, new.job_id, m.RECORD_ROW)
 
     async def unstage_job(self, new: NewJob) -> None:
         """Delete a staged job's rows (best effort, idempotent): it was not admitted."""

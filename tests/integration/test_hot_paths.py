@@ -2,8 +2,8 @@
 
 Storage clients ignore proxy/netrc environment settings; `transition_from` moves a record
 in one conditional merge; `Services.accept_job` runs idempotency, admission and the job's
-rows in three phases; a freshly started intake starts first and asks the status only when
-the start is refused.
+rows in two phases (the record side by side with the counts); a freshly started intake
+starts first and asks the status only when the start is refused.
 """
 
 from __future__ import annotations
@@ -167,6 +167,52 @@ async def test_a_refused_job_leaves_no_rows_and_frees_its_key(services: Services
     assert retry.created  # the key was unbound by the refusal
     stored = await services.store.get_job(retry.job_id)
     assert stored.request is not None and stored.request.prompt == big.prompt
+
+
+async def test_the_record_is_written_while_admission_counts(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counts wait until the record's write has begun: sequential phases would never
+    let them (the wait would time out)."""
+    record_started = asyncio.Event()
+    real_commit, real_admit = services.store.commit_job, services.admission.admit
+
+    async def commit(new: Any) -> Any:
+        record_started.set()
+        return await real_commit(new)
+
+    async def admit(held: Any) -> None:
+        await asyncio.wait_for(record_started.wait(), 10)
+        await real_admit(held)
+
+    monkeypatch.setattr(services.store, "commit_job", commit)
+    monkeypatch.setattr(services.admission, "admit", admit)
+    accepted = await services.accept_job(uuid.uuid4().hex, "eve", _request(), Target("user", "eve"),
+                                         None)  # fmt: skip
+    assert accepted.created
+    assert (await services.store.get_job(accepted.job_id)).status == "queued"
+
+
+async def test_a_failed_count_takes_back_the_record_and_every_row(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_admit(held: Any) -> None:
+        raise ServiceRequestError("storage went away")
+
+    monkeypatch.setattr(services.admission, "admit", broken_admit)
+    job_id = uuid.uuid4().hex
+    with pytest.raises(ServiceRequestError):
+        await services.accept_job(job_id, "fay", _request(), Target("user", "fay"), "k9")
+    assert await _active_rows(services, "fay") == []  # the hold was dropped too
+    leftovers = services.store._jobs.query_entities("PartitionKey eq @pk",
+                                                    parameters={"pk": job_id})  # fmt: skip
+    assert [row async for row in leftovers] == []
+    listed, _ = await services.store.list_jobs("fay", 10, None)
+    assert listed == []
+    monkeypatch.undo()
+    again = await services.accept_job(uuid.uuid4().hex, "fay", _request(), Target("user", "fay"),
+                                      "k9")  # fmt: skip
+    assert again.created  # the key was unbound
 
 
 async def test_racing_submissions_never_pass_the_limit(services: Services) -> None:

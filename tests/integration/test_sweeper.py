@@ -12,6 +12,7 @@ import pytest
 
 from api.sweeper import sweep
 from relay.jobs import JobRequest, Target
+from relay.limits import LimitExceeded
 from relay.services import Services
 from tests.integration._services import services_on_azurite
 
@@ -47,9 +48,13 @@ async def services(storage_connection_string: str) -> AsyncIterator[Services]:
         yield s
 
 
+def _request() -> JobRequest:
+    return JobRequest(prompt="p", messages=None, system=None, max_tokens=None,
+                      temperature=None, group_name=None, connection_id=None)  # fmt: skip
+
+
 async def _job(s: Services, job_id: str, owner: str = "u1") -> None:
-    req = JobRequest(prompt="p", messages=None, system=None, max_tokens=None,
-                     temperature=None, group_name=None, connection_id=None)  # fmt: skip
+    req = _request()
     await s.admission.reserve(owner, job_id)
     await s.store.create_job(job_id, owner, req, Target("user", owner), time.time())
 
@@ -79,3 +84,32 @@ async def test_nothing_to_do_changes_nothing(services: Services) -> None:
     counts = await sweep(services, FakeDurableClient(set()))
     assert counts == {"requeued": 0, "restarted": 0, "failed": 0, "purged": 0}
     assert (await services.store.get_job("f" * 32)).status == "queued"
+
+
+async def test_a_queued_job_without_admission_is_failed_not_enqueued(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused job whose record could not be taken back must never run: the sweeper
+    finds it queued without an admission row and fails it instead of enqueueing it."""
+    limit = services.settings.user_max_concurrent_jobs
+    for n in range(limit):
+        await _job(services, str(n) * 32, owner="zed")
+
+    async def broken_discard(new: Any) -> None:
+        raise RuntimeError("storage went away")
+
+    monkeypatch.setattr(services.store, "discard_job", broken_discard)
+    refused = "9" * 32
+    with pytest.raises(LimitExceeded):
+        await services.accept_job(refused, "zed", _request(), Target("user", "zed"), None)
+    assert (await services.store.get_job(refused)).status == "queued"  # left behind
+    assert not await services.admission.holds(refused)
+    before = await services.queue.position_in_line()
+    counts = await sweep(services, FakeDurableClient(set()),
+                         now=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+    left = await services.store.get_job(refused)
+    assert left.status == "failed" and left.error is not None
+    assert left.error["code"] == "not_admitted"
+    # The admitted jobs were enqueued again (their messages "lost"), the refused one not.
+    assert counts["requeued"] == limit and counts["failed"] == 1
+    assert await services.queue.position_in_line() == before + limit
