@@ -27,11 +27,23 @@ def _first_delta(case: Case) -> None:
     )  # fmt: skip
 
 
+def _persisted(fstack: FaultStack, job_id: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := fstack.durable(job_id).get("runtimeStatus")) != "Running":
+        assert time.monotonic() < deadline, f"orchestration {job_id} still {status}"
+        time.sleep(0.01)
+
+
 def test_host_killed_mid_job_and_restarted(fstack: FaultStack) -> None:
     case = Case("host SIGKILL", "crashhost", f"Survive a crash. [[emulator {SLOW}]]", attempt=2)
     case.listener = fstack.listen(case.user)
     case.job_id = fstack.submit(case.user, case.prompt)
     _first_delta(case)
+    # The activity starts as soon as its work item is sent, so the first delta can come
+    # before the first episode is persisted. Kill once it is (the instance reads Running):
+    # this case is a crash mid-run. A crash between the sends and the persist re-runs the
+    # episode, one attempt more; tests/durable/test_out_of_order.py covers that window.
+    _persisted(fstack, case.job_id)
     kill_host(fstack)  # SIGKILL: no drain, leases simply expire
     assert fstack.proc is not None and fstack.proc.returncode == -9
     restart_host(fstack)
