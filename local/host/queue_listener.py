@@ -24,6 +24,8 @@ from azure.functions import meta
 from azure.functions.queue import QueueMessageInConverter
 from azure.storage.queue import QueueMessage as StorageMessage
 
+from relay.store._direct_queue import delete_message
+
 from .config import QueueOptions
 from .index import FunctionSpec
 from .logs import HOST_LOGGER
@@ -223,8 +225,8 @@ class QueueListener:
             finally:
                 renew.cancel()
                 await asyncio.gather(renew, return_exceptions=True)
-            if ok:
-                await self._client.delete_message(m.id, m.pop_receipt)
+            if ok:  # the SDK's own request, without its generated layer (every message)
+                await delete_message(self._client, m.id, m.pop_receipt or "")
             elif (m.dequeue_count or 0) >= limit:
                 await self._poison(m, f"Message has reached MaxDequeueCount of {limit}.")
             else:
