@@ -154,13 +154,13 @@ async def test_a_result_found_before_its_scheduling_is_deferred_then_applied_onc
     engine.store.append_history = fail_second  # type: ignore[method-assign]
     iid = await client.start_new("warm_then_first_free", None, key)
     # Run 1 started at its send and finished; its result found no TaskScheduled 1 and was
-    # deferred. The episode re-ran from its redelivered message (3 s visibility) and sent the
-    # work item again; run 2 blocks at the gate, so only run 1's result can complete it.
+    # deferred. The failed episode's own message (task 0's result) was abandoned with
+    # backoff, the episode re-ran from it and sent the work item again; run 2 blocks at the
+    # gate, so only run 1's result can complete it.
     status = await wait_done(client, iid, within_s=30)
     assert failed and status.output == "run 1"
-    assert seen["deferred"] and {
-        (e["EventType"], e["TaskScheduledId"]) for e in seen["deferred"]
-    } == {(COMPLETED, 1)}
+    put_back = {(e["EventType"], e["TaskScheduledId"]) for e in seen["deferred"]}
+    assert (COMPLETED, 1) in put_back and put_back <= {(COMPLETED, 0), (COMPLETED, 1)}
     assert CALLS[key] == 2
     assert len(completions(status)) == 2  # hello's, and one for task 1
     GATES[key].set()  # run 2's result: a duplicate by TaskScheduledId, dropped
@@ -206,3 +206,30 @@ async def test_a_crash_after_the_sends_reruns_the_episode_and_applies_one_result
     assert status.runtime_status.name == "Completed" and status.output == 11
     assert CALLS[key] == 2
     assert len(completions(status)) == 1
+
+
+async def test_a_failed_episode_is_abandoned_with_backoff_not_left_for_its_lease(
+    make_engine: EngineFactory,
+) -> None:
+    """DTFx aborts a work item whose processing threw (AbandonTaskOrchestrationWorkItemAsync):
+    its messages come back after 2^DequeueCount s, not after the control queue's visibility
+    timeout (here 120 s, far beyond the wait below)."""
+    long_leases = {"controlQueueVisibilityTimeout": 120, "workItemQueueVisibilityTimeout": 120}
+    engine = await make_engine(storageProvider=long_leases)
+    client = DurableOrchestrationClient(engine.client_binding_json())
+    append_history = engine.store.append_history
+    failed: list[int] = []
+
+    async def fail_first(instance_id: str, x: str, start: int, events: list[Any]) -> None:
+        if not failed:  # the first episode's history write (Azurite reset the connection)
+            failed.append(start)
+            raise StoreUnavailable("history write failed")
+        await append_history(instance_id, x, start, events)
+
+    engine.store.append_history = fail_first  # type: ignore[method-assign]
+    iid = await client.start_new("sequence", None, None)
+    status = await wait_done(client, iid, within_s=30)
+    assert failed == [0]
+    assert status.runtime_status.name == "Completed"
+    assert status.output == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+    assert len(completions(status)) == 3  # the first run's early result applied once
