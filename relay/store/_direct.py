@@ -204,14 +204,19 @@ async def query_rows(
         params["$select"] = ",".join(select)
     if per_page is not None:
         params["$top"] = str(per_page)
-    url = f"{table.scheme}://{table._primary_hostname}/{quote(table.table_name, safe='')}()"
+    base = f"{table.scheme}://{table._primary_hostname}/{quote(table.table_name, safe='')}()"
     headers = {
         "x-ms-version": table.api_version,
         "DataServiceVersion": _DSV,
         "Accept": "application/json;odata=minimalmetadata",
     }
     while True:
-        response = await _send(table, HttpRequest("GET", url, params=params, headers=headers))
+        # Every value percent-encoded here, as the generated code's serializer does:
+        # `HttpRequest(params=...)` would append them raw ('+', '#', '&', '%' would change
+        # the filter or cut it short).
+        query = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
+        url = f"{base}?{query}"
+        response = await _send(table, HttpRequest("GET", url, headers=headers))
         if response.status_code != 200:
             _raise_table_error(table, response)
         for row in response.json().get("value", ()):
