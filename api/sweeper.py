@@ -9,7 +9,6 @@ idempotency keys and durable history older than RETENTION_DAYS are purged.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from relay.errors import InvalidTransition, RelayError
+from relay.errors import ConcurrencyConflict, InvalidTransition, RelayError
 from relay.services import Services, get_services
 from relay.streaming import finalize_job
 
@@ -48,17 +47,26 @@ async def sweep(services: Services, client: Any, now: datetime | None = None) ->
     counts = {"requeued": 0, "restarted": 0, "failed": 0, "purged": 0}
     s = services.settings
     for record in await services.store.stuck_jobs("queued", now - QUEUED_GRACE):
-        if not await services.admission.holds(record.job_id):
-            # No admission row: a refused job whose record could not be taken back (see
-            # Services.accept_job), or one that waited past its admission's expiry.
-            # Enqueueing it would run it past the limits, so it fails (quietly: its
-            # submitter got a refusal, not a job id to watch).
-            with contextlib.suppress(InvalidTransition):
-                await services.store.transition(record.job_id, "failed", error=_NOT_ADMITTED)
-            counts["failed"] += 1
+        admission = services.admission
+        if await admission.holds(record.job_id, now.timestamp()):
+            # Admitted and its enqueue lost. Enqueued again only while the live admissions
+            # are within the limits: more means rows of refused jobs whose clean-up failed
+            # are still there, and this job may be one of them (its row expires).
+            if await admission.within_limits(record.owner, now.timestamp()):
+                await services.queue.enqueue(record.job_id, record.owner)  # idempotent
+                counts["requeued"] += 1
             continue
-        await services.queue.enqueue(record.job_id, record.owner)  # intake is idempotent
-        counts["requeued"] += 1
+        # No live admission: a refused job whose record could not be taken back (see
+        # Services.accept_job), or one queued past its admission's expiry. Enqueueing it
+        # would run it past the limits, so it fails; guarded by the ETag read just now, so
+        # a job the intake has just taken is left alone.
+        try:
+            await services.store.transition_from(record, "failed", error=_NOT_ADMITTED)
+        except (ConcurrencyConflict, InvalidTransition):
+            continue
+        await finalize_job(record.job_id, "failed", _NOT_ADMITTED, store=services.store,
+                           sender=services.sender)  # fmt: skip  # recorded: tells the target
+        counts["failed"] += 1
     for record in await services.store.stuck_jobs("starting", now - QUEUED_GRACE):
         spec = {"jobId": record.job_id, "maxAttempts": s.job_max_attempts,
                 "timeoutS": s.job_timeout_seconds}  # fmt: skip

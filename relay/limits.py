@@ -6,7 +6,7 @@ the global active set, carrying its owner, and one in the owner's rate window), 
 the rows. If a count is over its limit the job removes its rows and is refused. Two racing
 jobs may both be refused, but never both admitted past a limit. `reserve` is `hold` (the
 writes) then `admit` (the counts); a caller may run its own independent writes side by side
-with `hold`, never with `admit`.
+with `hold`, and with `admit` only writes that are not counted (the job's record).
 
 The owner's concurrency is counted from the same query as the global one (the active rows
 whose `owner` is the caller): the global count reads every live active row anyway, so a
@@ -47,6 +47,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .errors import RelayError
 from .store import _direct
+from .store._errors import mapped_errors
 
 __all__ = [
     "Admission",
@@ -228,18 +229,30 @@ class Admission:
             self._delete("active", job_id), self._delete(f"active|{owner}", job_id)
         )
 
-    async def holds(self, job_id: str) -> bool:
-        """Whether the job still has its active row: it was admitted and not yet released
-        (a row past its expiry counts until the sweeper deletes it)."""
-        rows = _direct.query_rows(
-            self._table,
-            "PartitionKey eq 'active' and RowKey eq @rk",
-            parameters={"rk": job_id},
-            select=["RowKey"],
-        )
-        async for _ in rows:
-            return True
+    async def holds(self, job_id: str, now: float | None = None) -> bool:
+        """Whether the job has a live active row (not released, not past its expiry)."""
+        now = time.time() if now is None else now
+        with mapped_errors():
+            rows = _direct.query_rows(
+                self._table,
+                "PartitionKey eq 'active' and RowKey eq @rk and expiresAt gt @now",
+                parameters={"rk": job_id, "now": _ms(now)},
+                select=["RowKey"],
+            )
+            async for _ in rows:
+                return True
         return False
+
+    async def within_limits(self, owner: str, now: float | None = None) -> bool:
+        """Whether the live active rows are within the global and the owner's concurrency
+        limits. Admitted jobs never exceed them (reserve-then-count), so more rows than a
+        limit means some belong to jobs refused or failed whose rows are not yet dropped."""
+        now = time.time() if now is None else now
+        with mapped_errors():
+            total, mine = await self._count_active(owner, live_after=now)
+        return (
+            total <= self._config.global_max_concurrent and mine <= self._config.user_max_concurrent
+        )
 
     async def place_in_line(self, job_id: str, created_ms: str) -> int:
         """1-based position among admitted jobs created earlier (approximate)."""

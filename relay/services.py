@@ -199,9 +199,11 @@ class Services:
         2. side by side: admission's counts (every reservation write has completed:
            reserve-then-count) and the record, which is what makes the job exist. The job
            is not enqueued yet, so nothing acts on the record before the counts decide; a
-           refused job's record is taken back (`discard_job`), and one whose discard
-           failed is `queued` without an admission row: the sweeper fails it instead of
-           enqueueing it, so a refusal never becomes a run.
+           refused job's record is taken back (`discard_job`). If that clean-up fails, the
+           sweeper (api/sweeper.py) never enqueues the record past a limit: it fails a
+           queued job without a live admission row, and enqueues none while the live
+           rows are over a limit (leftover rows expire), so a refusal never becomes a run
+           past a limit.
         A key already bound to an earlier job with the same request (fingerprint of the
         parsed request and target) returns that job (`created` False) and takes
         this job's rows back; its rows were briefly held, so a racing submission of the
@@ -237,19 +239,30 @@ class Services:
             record, *_ = await asyncio.gather(store.get_job(earlier, with_request=False), *undo)
             return Accepted(earlier, record.status, created=False)
         assert isinstance(held, Hold) and staged is None
-        admitted, committed = await asyncio.gather(
-            admission.admit(held), store.commit_job(new), return_exceptions=True
-        )
-        failure = next((o for o in (admitted, committed) if isinstance(o, BaseException)), None)
-        if failure is not None:
+
+        def take_back(record_written: bool, rows_held: bool) -> Awaitable[Any]:
             undo = [_quietly(store.unstage_job(new))]
-            if not isinstance(committed, BaseException):
+            if record_written:
                 undo.append(_quietly(store.discard_job(new)))
-            if not isinstance(admitted, LimitExceeded):  # a refusal has dropped its rows
+            if rows_held:
                 undo.append(_quietly(admission.drop(held)))
             if key is not None:
                 undo.append(_quietly(self.idempotency.forget(owner, key)))
-            await asyncio.gather(*undo)
+            return asyncio.gather(*undo)
+
+        try:
+            admitted, committed = await asyncio.gather(
+                admission.admit(held), store.commit_job(new), return_exceptions=True
+            )
+        except BaseException:  # canceled meanwhile: take everything back, whatever landed
+            await asyncio.shield(take_back(True, True))
+            raise
+        failure = next((o for o in (admitted, committed) if isinstance(o, BaseException)), None)
+        if failure is not None:
+            # A refusal has dropped its own rows; anything else may have left them.
+            await take_back(
+                not isinstance(committed, BaseException), not isinstance(admitted, LimitExceeded)
+            )
             raise failure
         assert isinstance(committed, JobRecord)
         return Accepted(job_id, committed.status, created=True)

@@ -43,7 +43,7 @@ class FakeDurableClient:
 @pytest.fixture
 async def services(storage_connection_string: str) -> AsyncIterator[Services]:
     async with services_on_azurite(
-        storage_connection_string, "sweep", JOB_TIMEOUT_SECONDS="10"
+        storage_connection_string, "sweep", JOB_TIMEOUT_SECONDS="40"
     ) as s:
         yield s
 
@@ -68,13 +68,22 @@ async def test_stuck_jobs_are_reconciled(services: Services) -> None:
         await services.store.transition(job_id, "starting")
         await services.store.claim_attempt(job_id)
     client = FakeDurableClient(live={live})
+    # 150 s on: past the queued grace (2 min), within the admissions' life (40 s + 120 s).
+    soon = datetime.now(UTC) + timedelta(seconds=150)
+    counts = await sweep(services, client, now=soon)
+    assert counts["requeued"] == 1 and counts["restarted"] == 1 and counts["failed"] == 0
+    assert client.started == [starting]
+    # 5 min on: the running job without an orchestration is lost; the queued one, never
+    # picked up, has outlived its admission and fails instead of running unadmitted.
     later = datetime.now(UTC) + timedelta(minutes=5)
     counts = await sweep(services, client, now=later)
-    assert counts["requeued"] == 1 and counts["restarted"] == 1 and counts["failed"] == 1
-    assert client.started == [starting]
+    assert counts["failed"] == 2
     assert (await services.store.get_job(lost)).status == "failed"
+    left = await services.store.get_job(queued)
+    assert left.status == "failed" and left.error is not None
+    assert left.error["code"] == "not_admitted"
     assert (await services.store.get_job(live)).status == "running"
-    assert client.purged == 1
+    assert client.purged == 2
     # The failed job no longer counts against its owner's concurrency.
     await services.admission.reserve("u1", "e" * 32)
 
@@ -106,10 +115,30 @@ async def test_a_queued_job_without_admission_is_failed_not_enqueued(
     assert not await services.admission.holds(refused)
     before = await services.queue.position_in_line()
     counts = await sweep(services, FakeDurableClient(set()),
-                         now=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
+                         now=datetime.now(UTC) + timedelta(seconds=150))  # fmt: skip
     left = await services.store.get_job(refused)
     assert left.status == "failed" and left.error is not None
     assert left.error["code"] == "not_admitted"
     # The admitted jobs were enqueued again (their messages "lost"), the refused one not.
+    # (The refusal dropped its rows, so the live admissions are within the limits.)
     assert counts["requeued"] == limit and counts["failed"] == 1
     assert await services.queue.position_in_line() == before + limit
+
+
+async def test_no_requeue_while_leftover_rows_put_admissions_over_a_limit(
+    services: Services,
+) -> None:
+    """A refused job whose every clean-up failed keeps its record and its rows; it cannot
+    be told from an admitted one, so nothing of that owner is enqueued again while the
+    live rows are over a limit (its rows expire; then it fails as not admitted)."""
+    limit = services.settings.user_max_concurrent_jobs
+    for n in range(limit + 1):  # one more than admission would ever let live
+        job_id = f"{n:x}" * 32
+        await services.admission.hold("kim", job_id[:32])
+        await services.store.create_job(job_id[:32], "kim", _request(), Target("user", "kim"),
+                                        time.time())  # fmt: skip
+    before = await services.queue.position_in_line()
+    counts = await sweep(services, FakeDurableClient(set()),
+                         now=datetime.now(UTC) + timedelta(seconds=150))  # fmt: skip
+    assert counts["requeued"] == 0 and counts["failed"] == 0
+    assert await services.queue.position_in_line() == before
