@@ -39,31 +39,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._pool = LoopSession(max_connections=max_connections, keepalive_s=keepalive_s)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._pool.get()
         body = await request.aread()
         # httpx computed Host, Content-Length etc.; aiohttp sends given headers as they are.
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        try:
-            async with session.request(
-                request.method,
-                # As httpx encoded it: the access token's audience is this exact URL.
-                yarl.URL(str(request.url), encoded=True),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=client_timeout(request.extensions),
-            ) as answer:
-                content = await answer.read()
-                raw_headers = list(answer.raw_headers)
-                status = answer.status
-        except ERRORS as exc:
-            raise map_error(exc, request, httpx) from exc
-        return httpx.Response(
-            status,
-            headers=raw_headers,
-            content=content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
+        # The URL as httpx encoded it: the access token's audience is this exact URL.
+        return await self._exchange(
+            request.method,
+            str(request.url),
+            headers,
+            body or None,
+            client_timeout(request.extensions),
+            request,
         )
 
     async def send_direct(
@@ -76,6 +62,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         """Send `method url` with exactly `headers` (already percent-encoded `url`); the answer
         read whole, as `handle_async_request` answers. Errors are mapped the same way."""
+        return await self._exchange(method, url, headers, body, timeouts, None)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeouts: aiohttp.ClientTimeout,
+        request: httpx.Request | None,
+    ) -> httpx.Response:
         session = self._pool.get()
         try:
             async with session.request(
@@ -90,10 +87,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raw_headers = list(answer.raw_headers)
                 status = answer.status
         except ERRORS as exc:
-            raise map_error(exc, None, httpx) from exc
+            raise map_error(exc, request, httpx) from exc
         # As httpx builds it from a transport's answer: a Content-Encoding is decoded here.
         return httpx.Response(
-            status, headers=raw_headers, content=content, extensions={"http_version": b"HTTP/1.1"}
+            status,
+            headers=raw_headers,
+            content=content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
         )
 
     async def aclose(self) -> None:
