@@ -243,16 +243,21 @@ async def test_a_lost_if_match_and_a_server_error_raise_as_the_sdk(service: Serv
     assert by_direct_503.value.error_code == by_sdk_503.value.error_code == "ServerBusy"  # type: ignore[attr-defined]
 
 
-async def test_queue_send_carries_the_bearer_token_and_equals_the_sdk_request(
-    service: Service,
-) -> None:
-    queue = QueueClient(
+def _bearer_queue(service: Service, **policies: Any) -> QueueClient:
+    """A queue client signing with a (fake) Entra token, talking to the recording server."""
+    return QueueClient(
         QUEUES,
         "jobs",
         credential=FakeCredential(),  # type: ignore[arg-type]
-        message_encode_policy=TextBase64EncodePolicy(),
         transport=Redirect(service.url),
+        **policies,
     )
+
+
+async def test_queue_send_carries_the_bearer_token_and_equals_the_sdk_request(
+    service: Service,
+) -> None:
+    queue = _bearer_queue(service, message_encode_policy=TextBase64EncodePolicy())
     async with queue:
         by_sdk = await queue.send_message('{"jobId":"j"}', visibility_timeout=30)
         by_direct = await _direct_queue.send_message(queue, '{"jobId":"j"}', visibility_timeout=30)
@@ -267,12 +272,7 @@ async def test_queue_send_carries_the_bearer_token_and_equals_the_sdk_request(
 
 
 async def test_queue_delete_and_renew_equal_the_sdk_requests(service: Service) -> None:
-    queue = QueueClient(
-        QUEUES,
-        "jobs",
-        credential=FakeCredential(),  # type: ignore[arg-type]
-        transport=Redirect(service.url),
-    )
+    queue = _bearer_queue(service)
     receipt = "AgAAAAMAAAAAAAAA+/x=="  # base64: '+', '/' and '=' must be escaped
     async with queue:
         await queue.update_message("m-1", receipt, visibility_timeout=30)
@@ -291,12 +291,7 @@ async def test_queue_delete_and_renew_equal_the_sdk_requests(service: Service) -
 async def test_queue_receive_is_the_sdk_first_request_and_reads_the_same(
     service: Service,
 ) -> None:
-    queue = QueueClient(
-        QUEUES,
-        "jobs",
-        credential=FakeCredential(),  # type: ignore[arg-type]
-        transport=Redirect(service.url),
-    )
+    queue = _bearer_queue(service)
     async with queue:
         by_sdk = [
             m
