@@ -43,7 +43,7 @@ from typing import Any
 import uvicorn
 
 from ._config import DurableOptions
-from ._dispatch import LocalControl, Poller, abandon_delay_s
+from ._dispatch import LocalControl, Poller
 from ._functions import TRIGGERS, Registry, run_activity
 from ._logs import invocation
 from ._orchestrations import InstanceRunner
@@ -279,7 +279,10 @@ class DurableEngine:
         """Run one instance's messages, one batch after another (never two side by side).
 
         Messages delivered meanwhile (a kept activity's result while its episode persists)
-        wait in the inbox and are the next batch, with no delay.
+        wait in the inbox and are the next batch, with no delay. A batch whose episode
+        fails is abandoned with DTFx's backoff, as its dispatcher aborts a work item whose
+        processing threw (WorkItemDispatcher -> AbandonTaskOrchestrationWorkItemAsync),
+        instead of waiting out its lease (`controlQueueVisibilityTimeout`, 5 min default).
         """
         assert self._runner is not None
         try:
@@ -289,30 +292,14 @@ class DurableEngine:
                     await self._runner.process(instance_id, messages)
                 except StoreUnavailable as exc:
                     self.log.warning("orchestration %s: storage failed: %s", instance_id, exc)
-                    await self._abandon(messages)
+                    await self._runner.abandon(messages)
                 except Exception:
                     # An engine bug must not kill the worker; the messages are redelivered.
                     self.log.exception("orchestration %s: episode crashed", instance_id)
-                    await self._abandon(messages)
+                    await self._runner.abandon(messages)
         finally:
             self._instances.pop(instance_id, None)
             self._inbox.pop(instance_id, None)
-
-    async def _abandon(self, messages: list[Message]) -> None:
-        """A failed episode's messages come back after DTFx's backoff, not after the whole
-        visibility timeout (5 min by default): DTFx's dispatcher aborts a work item whose
-        processing threw (WorkItemDispatcher -> AbandonTaskOrchestrationWorkItemAsync), and
-        each message is abandoned for 2^DequeueCount s, at most 10 min
-        (TaskHubQueue.AbandonMessageAsync). A message whose abandon fails (storage still
-        down, or it was deleted after all) comes back after its lease, as before."""
-        delays = [abandon_delay_s(m) for m in messages]
-        results = await asyncio.gather(
-            *(self.store.extend("control", m, d) for m, d in zip(messages, delays, strict=True)),
-            return_exceptions=True,
-        )
-        for delay, result in zip(delays, results, strict=True):
-            if not isinstance(result, BaseException):
-                self._timer_due(delay)  # the control poller looks again when it is due
 
     # --- activities --------------------------------------------------------------------
     def _free_slots(self) -> int:

@@ -173,22 +173,35 @@ class InstanceRunner:
                 m.dequeue_count,
                 delay,
             )
-        results = await asyncio.gather(
-            *(self.store.extend("control", m, abandon_delay_s(m)) for m in early),
-            return_exceptions=True,
-        )
-        for m, result in zip(early, results, strict=True):
-            if isinstance(result, BaseException):
-                # It comes back after its current lease anyway (at-least-once holds).
+        for m, result in zip(early, await self.abandon(early), strict=True):
+            if result is not None:
                 self.log.warning(
                     "orchestration %s: could not defer message %s: %s",
                     instance_id,
                     m.id,
                     type(result).__name__,
                 )
-            else:
-                self.on_timer(abandon_delay_s(m))  # the control poller looks again then
         return [m for m in messages if all(m is not e for e in early)]
+
+    async def abandon(self, messages: list[Message]) -> list[BaseException | None]:
+        """Make messages invisible for DTFx's backoff (2^DequeueCount s, at most 10 min,
+        TaskHubQueue.AbandonMessageAsync) and wake the control poller when each is due.
+
+        Side by side; per message None, or the error of an abandon that failed: that
+        message comes back after its current lease instead (at-least-once holds)."""
+        delays = [abandon_delay_s(m) for m in messages]
+        results = await asyncio.gather(
+            *(self.store.extend("control", m, d) for m, d in zip(messages, delays, strict=True)),
+            return_exceptions=True,
+        )
+        out: list[BaseException | None] = []
+        for delay, result in zip(delays, results, strict=True):
+            if isinstance(result, BaseException):
+                out.append(result)
+            else:
+                self.on_timer(delay)
+                out.append(None)
+        return out
 
     async def _defer_early_timers(self, messages: list[Message]) -> list[Message]:
         """Long timers outlive a queue message's 7-day visibility: re-send until due."""
