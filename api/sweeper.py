@@ -46,13 +46,16 @@ async def sweep(services: Services, client: Any, now: datetime | None = None) ->
     now = now or datetime.now(UTC)
     counts = {"requeued": 0, "restarted": 0, "failed": 0, "purged": 0}
     s = services.settings
+    admission = services.admission
+    within: dict[str, bool] = {}  # owner -> within limits; once a sweep (enqueues count nothing)
     for record in await services.store.stuck_jobs("queued", now - QUEUED_GRACE):
-        admission = services.admission
         if await admission.holds(record.job_id, now.timestamp()):
             # Admitted and its enqueue lost. Enqueued again only while the live admissions
             # are within the limits: more means rows of refused jobs whose clean-up failed
             # are still there, and this job may be one of them (its row expires).
-            if await admission.within_limits(record.owner, now.timestamp()):
+            if record.owner not in within:
+                within[record.owner] = await admission.within_limits(record.owner, now.timestamp())
+            if within[record.owner]:
                 await services.queue.enqueue(record.job_id, record.owner)  # idempotent
                 counts["requeued"] += 1
             continue

@@ -43,6 +43,7 @@ _PING_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, *FOREIGN_ERROR
 # (its `async_maybe_transform` pass is then the identity; see `_plain_body`). In the order
 # `create` writes them, so the body's bytes are the same as well.
 _PLAIN_KEYS = ("messages", "max_completion_tokens", "max_tokens", "stream_options", "temperature")
+_PLAIN_REQUEST_KEYS = frozenset(_PLAIN_KEYS) - {"stream_options"}  # that one is set here
 _PLAIN_MESSAGE_KEYS = frozenset({"role", "content", "name"})
 
 
@@ -52,7 +53,7 @@ def _plain_body(model: str, request: Mapping[str, Any]) -> dict[str, Any] | None
     on the way to the first token); None when `request` holds anything that transform might
     change (other keys, structured message content), and the SDK's own path is taken.
     """
-    if not set(request) <= {"messages", "max_completion_tokens", "max_tokens", "temperature"}:
+    if not set(request) <= _PLAIN_REQUEST_KEYS:
         return None
     messages = request.get("messages")
     if not isinstance(messages, list):
