@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape, unescape
+from xml.sax.saxutils import escape
 
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
@@ -57,17 +57,19 @@ class SentMessage:
     next_visible_on: datetime | None
 
 
-def _xml_field(text: str, tag: str) -> str | None:
-    start = text.find(f"<{tag}>")
-    if start < 0:
-        return None
-    start += len(tag) + 2
-    end = text.find(f"</{tag}>", start)
-    return None if end < 0 else unescape(text[start:end])
+def _xml(response: Any) -> ElementTree.Element:
+    """The answer's XML; an unreadable one is the service's failure (`HttpResponseError`,
+    as the SDK's deserializer raises), never a parser error escaping to the caller."""
+    try:
+        return ElementTree.fromstring(response.content)
+    except ElementTree.ParseError as exc:
+        raise HttpResponseError(
+            message=f"an unreadable queue answer: {exc}", response=response
+        ) from exc
 
 
-def _xml_date(text: str, tag: str) -> datetime | None:
-    value = _xml_field(text, tag)
+def _xml_date(item: ElementTree.Element, tag: str) -> datetime | None:
+    value = item.findtext(tag)
     return parsedate_to_datetime(value) if value else None
 
 
@@ -88,11 +90,10 @@ async def send_message(
         "<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>"
         f"{escape(text)}</MessageText></QueueMessage>"
     ).encode()
-    base, _, query = queue.url.partition("?")  # a SAS token rides in the URL's query
-    params = [query] if query else []
-    if visibility_timeout is not None:
-        params.insert(0, f"visibilitytimeout={int(visibility_timeout)}")
-    url = f"{base}/messages" + (f"?{'&'.join(params)}" if params else "")
+    visible = (
+        {} if visibility_timeout is None else {"visibilitytimeout": str(int(visibility_timeout))}
+    )
+    url = _messages_url(queue, **visible)
     request = HttpRequest(
         "POST",
         url,
@@ -106,27 +107,29 @@ async def send_message(
     response = await _send(queue, request)
     if response.status_code != 201:
         process_storage_error(_generated_error(response))
-    answer = response.text()
-    message_id, receipt = _xml_field(answer, "MessageId"), _xml_field(answer, "PopReceipt")
-    if not message_id:
+    item = _xml(response).find("QueueMessage")
+    message_id = item.findtext("MessageId") if item is not None else None
+    if item is None or not message_id:
         raise HttpResponseError(
             message="a queue send answer without a MessageId", response=response
         )
     return SentMessage(
         message_id,
-        receipt or "",
-        _xml_date(answer, "InsertionTime"),
-        _xml_date(answer, "ExpirationTime"),
-        _xml_date(answer, "TimeNextVisible"),
+        item.findtext("PopReceipt") or "",
+        _xml_date(item, "InsertionTime"),
+        _xml_date(item, "ExpirationTime"),
+        _xml_date(item, "TimeNextVisible"),
     )
 
 
-def _message_url(queue: QueueClient, message_id: str, **params: str) -> str:
+def _messages_url(queue: QueueClient, message_id: str | None = None, **params: str) -> str:
+    """`{queue}/messages[/{id}]?{params}`, the queue URL's SAS token (if any) last."""
     base, _, sas = queue.url.partition("?")  # a SAS token rides in the URL's query
     query = urlencode(params)  # pop receipts are base64: '+', '/' and '=' are escaped
     if sas:
         query = f"{query}&{sas}" if query else sas
-    return f"{base}/messages/{quote(message_id, safe='')}" + (f"?{query}" if query else "")
+    path = f"{base}/messages" + (f"/{quote(message_id, safe='')}" if message_id else "")
+    return path + (f"?{query}" if query else "")
 
 
 def _queue_headers(queue: QueueClient) -> dict[str, str]:
@@ -136,7 +139,7 @@ def _queue_headers(queue: QueueClient) -> dict[str, str]:
 async def delete_message(queue: QueueClient, message_id: str, pop_receipt: str) -> None:
     """Delete a message under its pop receipt; errors as `QueueClient.delete_message`
     raises them (404 `ResourceNotFoundError`: gone, or the receipt is stale)."""
-    url = _message_url(queue, message_id, popreceipt=pop_receipt)
+    url = _messages_url(queue, message_id, popreceipt=pop_receipt)
     response = await _send(queue, HttpRequest("DELETE", url, headers=_queue_headers(queue)))
     if response.status_code != 204:
         process_storage_error(_generated_error(response))
@@ -147,7 +150,7 @@ async def update_message(
 ) -> tuple[str, datetime | None]:
     """Make a message invisible for `visibility_timeout` s more (content unchanged); the
     new pop receipt and next visible time, as `QueueClient.update_message` answers."""
-    url = _message_url(
+    url = _messages_url(
         queue, message_id, popreceipt=pop_receipt, visibilitytimeout=str(int(visibility_timeout))
     )
     response = await _send(queue, HttpRequest("PUT", url, headers=_queue_headers(queue)))
@@ -196,23 +199,22 @@ async def receive_messages(
                 messages_per_page=count, max_messages=count, visibility_timeout=visibility_timeout
             )
         ]
-    base, _, sas = queue.url.partition("?")
-    query = f"numofmessages={int(count)}&visibilitytimeout={int(visibility_timeout)}"
-    url = f"{base}/messages?{query}" + (f"&{sas}" if sas else "")
+    url = _messages_url(
+        queue, numofmessages=str(int(count)), visibilitytimeout=str(int(visibility_timeout))
+    )
     headers = {"x-ms-version": queue.api_version, "Accept": "application/xml"}
     response = await _send(queue, HttpRequest("GET", url, headers=headers))
     if response.status_code != 200:
         process_storage_error(_generated_error(response))
     out = []
-    for item in ElementTree.fromstring(response.content).iter("QueueMessage"):
-        visible = item.findtext("TimeNextVisible")
+    for item in _xml(response).iter("QueueMessage"):
         out.append(
             ReceivedMessage(
                 item.findtext("MessageId") or "",
                 item.findtext("PopReceipt") or "",
                 policy.decode(item.findtext("MessageText") or "", cast(Any, response)),
                 int(item.findtext("DequeueCount") or 0),
-                parsedate_to_datetime(visible) if visible else None,
+                _xml_date(item, "TimeNextVisible"),
             )
         )
     return out

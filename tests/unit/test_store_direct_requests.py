@@ -89,6 +89,8 @@ async def _answer(request: web.Request, seen: list[Seen]) -> web.Response:
             await request.read(),
         )
     )
+    if "/garbled/" in request.path:  # a broken proxy or a hostile endpoint answers
+        return web.Response(status=200 if request.method == "GET" else 201, text="<Queue<<")
     if request.path.endswith("/messages") and request.method == "GET":
         return web.Response(status=200, text=RECEIVED, content_type="application/xml")
     if request.path.endswith("/messages"):
@@ -243,11 +245,11 @@ async def test_a_lost_if_match_and_a_server_error_raise_as_the_sdk(service: Serv
     assert by_direct_503.value.error_code == by_sdk_503.value.error_code == "ServerBusy"  # type: ignore[attr-defined]
 
 
-def _bearer_queue(service: Service, **policies: Any) -> QueueClient:
+def _bearer_queue(service: Service, name: str = "jobs", **policies: Any) -> QueueClient:
     """A queue client signing with a (fake) Entra token, talking to the recording server."""
     return QueueClient(
         QUEUES,
-        "jobs",
+        name,
         credential=FakeCredential(),  # type: ignore[arg-type]
         transport=Redirect(service.url),
         **policies,
@@ -311,3 +313,13 @@ async def test_queue_receive_is_the_sdk_first_request_and_reads_the_same(
         m.id, m.pop_receipt, m.content, m.dequeue_count, m.next_visible_on,
     )  # fmt: skip
     assert d.content == '{"a": "<x>"}' and d.pop_receipt == "R&2"
+
+
+async def test_an_unreadable_queue_answer_is_a_service_error_not_a_parser_crash(
+    service: Service,
+) -> None:
+    async with _bearer_queue(service, "garbled") as queue:
+        with pytest.raises(HttpResponseError, match="unreadable queue answer"):
+            await _direct_queue.send_message(queue, "x")
+        with pytest.raises(HttpResponseError, match="unreadable queue answer"):
+            await _direct_queue.receive_messages(queue, 1, 30)
