@@ -60,6 +60,22 @@ async def table(storage_connection_string: str) -> AsyncIterator[TableClient]:
         await service.close()
 
 
+@pytest.fixture
+def missing_table(storage_connection_string: str) -> TableClient:
+    """A client of a table that does not exist (the test closes it)."""
+    return TableClient.from_connection_string(
+        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
+    )
+
+
+@pytest.fixture
+def missing_queue(storage_connection_string: str) -> QueueClient:
+    """A client of a queue that does not exist (the test closes it)."""
+    return QueueClient.from_connection_string(
+        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
+    )
+
+
 def _typed(entity: TableEntity) -> dict[str, tuple[type, Any]]:
     """What the SDK reads back, with the Python type of every value (int64s come back as
     EntityProperty, int32 as int: the stored odata type shows)."""
@@ -105,10 +121,8 @@ async def test_create_on_an_existing_key_raises_as_the_sdk(table: TableClient) -
     assert getattr(by_direct.value, "error_code", None) == getattr(by_sdk.value, "error_code", None)
 
 
-async def test_writes_to_a_missing_table_raise_as_the_sdk(storage_connection_string: str) -> None:
-    missing = TableClient.from_connection_string(
-        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
-    )
+async def test_writes_to_a_missing_table_raise_as_the_sdk(missing_table: TableClient) -> None:
+    missing = missing_table
     entity = {"PartitionKey": "p", "RowKey": "r", "n": 1}
     async with missing:
         for by_sdk_call, by_direct_call in (
@@ -252,12 +266,8 @@ async def test_queue_send_invisible_returns_a_usable_receipt(
     assert props.approximate_message_count == 0
 
 
-async def test_queue_send_to_a_missing_queue_raises_as_the_sdk(
-    storage_connection_string: str,
-) -> None:
-    missing = QueueClient.from_connection_string(
-        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
-    )
+async def test_queue_send_to_a_missing_queue_raises_as_the_sdk(missing_queue: QueueClient) -> None:
+    missing = missing_queue
     async with missing:
         with pytest.raises(ResourceNotFoundError) as by_sdk:
             await missing.send_message("x")
@@ -305,12 +315,8 @@ async def test_query_rows_encodes_values_that_mean_something_in_a_url(
         assert [r["v"] for r in rows] == by_sdk == [0, 1, 2]
 
 
-async def test_query_rows_of_a_missing_table_raises_as_the_sdk(
-    storage_connection_string: str,
-) -> None:
-    missing = TableClient.from_connection_string(
-        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
-    )
+async def test_query_rows_of_a_missing_table_raises_as_the_sdk(missing_table: TableClient) -> None:
+    missing = missing_table
     async with missing:
         with pytest.raises(ResourceNotFoundError) as by_sdk:
             async for _ in missing.query_entities("PartitionKey eq 'a'"):
@@ -374,11 +380,9 @@ async def test_queue_receive_in_one_request_as_the_sdk_reads_it(
 
 
 async def test_queue_receive_of_a_missing_queue_raises_as_the_sdk(
-    storage_connection_string: str,
+    missing_queue: QueueClient,
 ) -> None:
-    missing = QueueClient.from_connection_string(
-        storage_connection_string, "nosuch" + uuid.uuid4().hex[:8]
-    )
+    missing = missing_queue
     async with missing:
         with pytest.raises(ResourceNotFoundError) as by_sdk:
             async for _ in missing.receive_messages(max_messages=1):
