@@ -105,6 +105,22 @@ def watch(engine: DurableEngine) -> dict[str, Any]:
     return seen
 
 
+def fail_one_history_write(engine: DurableEngine, *, after_first: bool = False) -> list[int]:
+    """Make one episode's history write fail (StoreUnavailable): the first one, or the first
+    after the first episode's. Returns the list of the failed writes' start indexes."""
+    append_history = engine.store.append_history
+    failed: list[int] = []
+
+    async def failing(instance_id: str, x: str, start: int, events: list[Any]) -> None:
+        if not failed and (start > 0 or not after_first):
+            failed.append(start)
+            raise StoreUnavailable("history write failed")
+        await append_history(instance_id, x, start, events)
+
+    engine.store.append_history = failing  # type: ignore[method-assign]
+    return failed
+
+
 def completions(status: Any) -> list[dict[str, Any]]:
     return [e for e in status.historyEvents if e["EventType"] == "TaskCompleted"]
 
@@ -142,16 +158,7 @@ async def test_a_result_found_before_its_scheduling_is_deferred_then_applied_onc
     seen = watch(engine)
     key = uuid.uuid4().hex
     GATES[key] = threading.Event()
-    append_history = engine.store.append_history
-    failed: list[int] = []
-
-    async def fail_second(instance_id: str, x: str, start: int, events: list[Any]) -> None:
-        if start > 0 and not failed:  # the episode that schedules `first_free` (task 1)
-            failed.append(start)
-            raise StoreUnavailable("history write failed")
-        await append_history(instance_id, x, start, events)
-
-    engine.store.append_history = fail_second  # type: ignore[method-assign]
+    failed = fail_one_history_write(engine, after_first=True)  # the one scheduling task 1
     iid = await client.start_new("warm_then_first_free", None, key)
     # Run 1 started at its send and finished; its result found no TaskScheduled 1 and was
     # deferred. The failed episode's own message (task 0's result) was abandoned with
@@ -217,16 +224,7 @@ async def test_a_failed_episode_is_abandoned_with_backoff_not_left_for_its_lease
     long_leases = {"controlQueueVisibilityTimeout": 120, "workItemQueueVisibilityTimeout": 120}
     engine = await make_engine(storageProvider=long_leases)
     client = DurableOrchestrationClient(engine.client_binding_json())
-    append_history = engine.store.append_history
-    failed: list[int] = []
-
-    async def fail_first(instance_id: str, x: str, start: int, events: list[Any]) -> None:
-        if not failed:  # the first episode's history write (Azurite reset the connection)
-            failed.append(start)
-            raise StoreUnavailable("history write failed")
-        await append_history(instance_id, x, start, events)
-
-    engine.store.append_history = fail_first  # type: ignore[method-assign]
+    failed = fail_one_history_write(engine)  # the first (as when Azurite resets a connection)
     iid = await client.start_new("sequence", None, None)
     status = await wait_done(client, iid, within_s=30)
     assert failed == [0]
